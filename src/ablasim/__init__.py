@@ -1,0 +1,55 @@
+"""ablasim: heat in the body during percutaneous treatment of bone metastases.
+
+The Pennes bioheat equation on a 3D voxel grid of labelled tissues, with RF, microwave,
+cryo, cement and volumetric heat sources, and a nerve-safety report.
+
+Quick start (a uniformly heated sphere in perfused muscle)::
+
+    import ablasim as ab
+    grid = ab.Grid.from_extent(0.06, 0.001)                 # 60 mm cube, 1 mm voxels
+    model = ab.Model.uniform(grid, "muscle")
+    heat = ab.VolumetricSource.sphere((0, 0, 0), 0.005, power_density=1e6)
+    result = ab.simulate(model, [ab.Phase("heat", 1800, [heat])])
+    print(result.temperature_at([(0, 0, 0), (0.01, 0, 0)]))
+
+SI units in the Python API (m, s, W, °C); scenario files use mm, s, W, °C with the unit in
+the key name.
+"""
+
+from .anatomy import Phantom, Structure, make_phantom
+from .damage import PerfusionShutdown
+from .errors import AblasimError, ScenarioError, SimulationError, StabilityError
+from .grid import Grid
+from .model import Model
+from .result import PhaseSummary, Result
+from .simulation import Limits, Phase, Thermocouple, simulate
+from .solvers import Boundary, FaceCondition
+from .sources import HeatSource, VolumetricSource
+from .tissues import TissueLibrary
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AblasimError",
+    "Boundary",
+    "FaceCondition",
+    "Grid",
+    "HeatSource",
+    "Limits",
+    "Model",
+    "PerfusionShutdown",
+    "Phantom",
+    "Phase",
+    "PhaseSummary",
+    "Result",
+    "ScenarioError",
+    "SimulationError",
+    "StabilityError",
+    "Structure",
+    "Thermocouple",
+    "TissueLibrary",
+    "VolumetricSource",
+    "__version__",
+    "make_phantom",
+    "simulate",
+]

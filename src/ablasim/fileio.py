@@ -1,0 +1,60 @@
+"""Atomic file writing: a file either appears whole or not at all.
+
+Every output of ablasim goes through :func:`atomic_write`: the content is written to a
+temporary file in the same directory, flushed to disk, then renamed over the target with
+:func:`os.replace` (atomic on POSIX and Windows). An interrupted run never leaves a
+half-written report or image behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO
+
+__all__ = ["atomic_path", "atomic_write"]
+
+
+@contextlib.contextmanager
+def atomic_write(path: str | os.PathLike, mode: str = "w", **kw) -> Iterator[IO]:
+    """Open a temporary file for writing; on success, move it to ``path``.
+
+    ``mode`` is ``"w"`` (text, UTF-8 unless ``encoding`` is given) or ``"wb"``.
+    On an exception the temporary file is removed and ``path`` is left untouched.
+    """
+    if mode not in ("w", "wb"):
+        raise ValueError("atomic_write supports modes 'w' and 'wb'")
+    with atomic_path(path) as tmp:
+        if mode == "w":
+            kw.setdefault("encoding", "utf-8")
+            kw.setdefault("newline", "")
+        with open(tmp, mode, **kw) as fh:
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """A temporary path next to ``path`` for libraries that write files themselves
+    (matplotlib, nibabel, ...); moved over ``path`` on success, removed on failure.
+
+    The temporary name keeps the target's suffixes, so format detection by extension
+    still works.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    suffix = "".join(path.suffixes)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part" + suffix, dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise

@@ -1,0 +1,39 @@
+"""The one place that sets numba's compile flags for every ablasim kernel.
+
+* ``parallel=True``: kernels use ``prange`` on the outer (x) axis only.
+* ``cache=True``: compiled machine code is kept on disk, so a fresh process loads it in
+  about a second instead of compiling for several.
+* "Safe" fastmath: contraction into FMA, reassociation, reciprocal approximations and
+  signed-zero freedom, but *not* ``nnan``/``ninf``, so NaN and infinity checks still work.
+
+Set ``NUMBA_DISABLE_JIT=1`` to run every kernel as plain Python (for coverage, debugging).
+"""
+
+from __future__ import annotations
+
+import numba
+
+FASTMATH = {"contract", "reassoc", "arcp", "nsz"}
+
+__all__ = ["FASTMATH", "jit", "jit_inline", "jit_serial", "prange"]
+
+prange = numba.prange
+
+
+def jit(func):
+    """Compile a parallel kernel (``prange`` on the outer axis), cached on disk."""
+    return numba.njit(parallel=True, cache=True, fastmath=FASTMATH, nogil=True)(func)
+
+
+def jit_serial(func):
+    """Compile a small serial helper, cached on disk (callable from Python too)."""
+    return numba.njit(cache=True, fastmath=FASTMATH, nogil=True)(func)
+
+
+def jit_inline(func):
+    """A helper inlined into the calling kernel at numba-IR level.
+
+    Inlining at this level (rather than leaving it to LLVM) lets the caller's inner loop
+    vectorise; a called function in the loop body stops it.
+    """
+    return numba.njit(cache=True, fastmath=FASTMATH, nogil=True, inline="always")(func)

@@ -1,0 +1,71 @@
+"""The one protocol shared by every heat source.
+
+A source is a plain, immutable description (geometry, power, settings). Before a phase
+starts, :meth:`HeatSource.bind` checks it against the model (inside the grid, inside
+tissue, power positive, ...) and returns a :class:`BoundSource` that owns the source's
+precomputed fields. During the time loop the simulation asks each bound source to add its
+power density [W/m^3] into the total ``Q`` and, for probes that hold tissue at a
+temperature, which voxels to clamp.
+
+A source whose deposit does not change with time or temperature sets ``static = True``:
+the simulation then deposits it once per phase and never again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from ..model import Model
+
+__all__ = ["BoundSource", "HeatSource", "HeldTemperature"]
+
+
+@dataclass(frozen=True)
+class HeldTemperature:
+    """Voxels held at a prescribed temperature (e.g. a probe wall).
+
+    Attributes
+    ----------
+    index : ndarray of int64
+        Flat indices into the interior grid (C order).
+    temperature_C : ndarray of float64
+        The temperature each of those voxels is held at [°C].
+    """
+
+    index: np.ndarray
+    temperature_C: np.ndarray
+
+
+@runtime_checkable
+class BoundSource(Protocol):
+    """A source checked against a model, with its fields precomputed."""
+
+    name: str
+    static: bool
+
+    def deposit(self, Q: np.ndarray, T: np.ndarray, t: float) -> float:
+        """Add the power density [W/m^3] at time ``t`` [s] into ``Q`` (interior shape).
+
+        ``T`` is the current temperature [°C] (interior view). Returns the power
+        deposited in tissue [W].
+        """
+        ...
+
+    def held(self) -> HeldTemperature | None:
+        """Voxels this source holds at a temperature, or None."""
+        ...
+
+
+@runtime_checkable
+class HeatSource(Protocol):
+    """A heat source as the user describes it."""
+
+    name: str
+
+    def bind(self, model: Model) -> BoundSource:
+        """Validate against ``model`` and precompute; raise ScenarioError on bad input."""
+        ...

@@ -1,0 +1,189 @@
+"""The numba kernels against the NumPy reference and against exact discrete results."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ablasim.solvers import (
+    Boundary,
+    FaceCondition,
+    fill_ghosts,
+    fill_ghosts_copy,
+    pennes_step,
+    pennes_step_numpy,
+    stable_dt,
+)
+from ablasim.solvers.pennes import (
+    enthalpy,
+    enthalpy_numpy,
+    temperature_from_enthalpy,
+    temperature_from_enthalpy_numpy,
+)
+
+PHASE = np.array(
+    [
+        [3.6e6, 1.9e6, 2.5e8, -8.0, -1.0],
+        [2.5e6, 2.5e6, 3.0e7, -8.0, -1.0],
+        [1.5e6, 1.5e6, 0.0, -8.0, -1.0],
+    ]
+)
+
+
+def random_problem(rng, shape=(19, 14, 11)):
+    pshape = tuple(n + 2 for n in shape)
+    T = rng.uniform(-40.0, 90.0, pshape)
+    k = rng.uniform(0.15, 2.0, pshape)
+    inv_rhoc = 1.0 / rng.uniform(1.5e6, 4.2e6, shape)
+    W = rng.uniform(0.0, 2e4, shape)
+    Q = rng.uniform(0.0, 2e6, shape)
+    labels = rng.integers(0, len(PHASE), shape).astype(np.uint8)
+    return T, k, inv_rhoc, W, Q, labels
+
+
+@pytest.mark.parametrize("phase_change", [False, True])
+def test_kernel_equals_numpy_reference(rng, phase_change):
+    """Same update to round-off on a random heterogeneous grid (both step kinds)."""
+    T, k, inv_rhoc, W, Q, labels = random_problem(rng)
+    out_nb = np.zeros_like(T)
+    out_np = np.zeros_like(T)
+    args = (T, k, inv_rhoc, W, Q, 37.0, 0.05, 1e-3)
+    r_nb = pennes_step(*args, out_nb, labels, PHASE, phase_change)
+    r_np = pennes_step_numpy(*args, out_np, labels, PHASE, phase_change)
+    c = (slice(1, -1),) * 3
+    # temperatures are O(100) and the update sums six O(1e2) terms: 1e-12 relative is
+    # a few hundred ulps, round-off from reordering (fastmath reassociation), not physics.
+    np.testing.assert_allclose(out_nb[c], out_np[c], rtol=0, atol=1e-10)
+    assert r_nb[0] == pytest.approx(r_np[0], abs=1e-10)
+    assert r_nb[1] == pytest.approx(r_np[1], abs=1e-10)
+    assert r_nb[2] is True or r_nb[2] == 1
+
+
+def test_kernel_flags_non_finite(rng):
+    T, k, inv_rhoc, W, Q, labels = random_problem(rng)
+    Q[3, 4, 5] = np.nan
+    out = np.zeros_like(T)
+    _, _, finite = pennes_step(T, k, inv_rhoc, W, Q, 37.0, 0.05, 1e-3, out, labels, PHASE, False)
+    assert not finite
+
+
+def test_laplacian_of_quadratic_is_exact():
+    """div(k grad T) of x^2 + y^2 + z^2 with constant k is exactly 6 k (devito-style)."""
+    n, h, kval = 9, 1e-3, 0.7
+    x = h * np.arange(-1, n + 1)
+    T = x[:, None, None] ** 2 + x[None, :, None] ** 2 + x[None, None, :] ** 2
+    k = np.full_like(T, kval)
+    shape = (n, n, n)
+    inv_rhoc = np.ones(shape)
+    zeros = np.zeros(shape)
+    out = np.zeros_like(T)
+    dt = 1e-3
+    labels = np.zeros(shape, np.uint8)
+    pennes_step(T, k, inv_rhoc, zeros, zeros, 0.0, dt, h, out, labels, PHASE, False)
+    c = (slice(1, -1),) * 3
+    rate = (out[c] - T[c]) / dt
+    # only round-off: T ~ 1e-4, differences of 1e-6 divided by h^2 = 1e-6
+    np.testing.assert_allclose(rate, 6 * kval, rtol=1e-8)
+
+
+def test_harmonic_mean_gives_exact_two_layer_flux():
+    """A piecewise-linear profile with continuous flux across a face is a fixed point."""
+    n, h = 10, 1e-3
+    k1, k2 = 0.49, 0.32
+    kx = np.where(np.arange(n + 2) <= n // 2, k1, k2)  # interface between voxel 5 and 6
+    flux = 100.0  # W/m^2, the same through both layers
+    # temperature at voxel centres: slope -flux/k in each layer, continuous at the face
+    T1 = np.empty(n + 2)
+    T1[0] = 50.0
+    for i in range(1, n + 2):
+        kf = 2 * kx[i - 1] * kx[i] / (kx[i - 1] + kx[i])
+        T1[i] = T1[i - 1] - flux * h / kf
+    T = np.broadcast_to(T1[:, None, None], (n + 2, 3, 3)).copy()
+    k = np.broadcast_to(kx[:, None, None], (n + 2, 3, 3)).copy()
+    shape = (n, 1, 1)
+    out = np.zeros_like(T)
+    labels = np.zeros(shape, np.uint8)
+    one = np.ones(shape)
+    zero = np.zeros(shape)
+    pennes_step(T, k, one, zero, zero, 0.0, 1.0, h, out, labels, PHASE, False)
+    residual = out[1:-1, 1, 1] - T[1:-1, 1, 1]  # W/m^3 (unit heat capacity, dt = 1 s)
+    # each face flux is ~flux/h = 1e5 W/m^3; the residual is their cancellation, so
+    # round-off is ~1e-14 of that scale
+    np.testing.assert_allclose(residual, 0.0, atol=1e-12 * flux / h)
+
+
+def test_enthalpy_roundtrip_and_numpy_agree(rng):
+    t = rng.uniform(-60.0, 80.0, 2000)
+    t = np.concatenate([t, [-8.0, -1.0, -4.5]])
+    for row in PHASE:
+        hv = np.array([enthalpy(v, *row) for v in t])
+        np.testing.assert_allclose(hv, enthalpy_numpy(t, *row), rtol=1e-12, atol=1e-3)
+        back = np.array([temperature_from_enthalpy(v, *row) for v in hv])
+        np.testing.assert_allclose(back, t, atol=1e-9)
+        np.testing.assert_allclose(temperature_from_enthalpy_numpy(hv, *row), t, atol=1e-9)
+    # latent heat: from solidus to liquidus the enthalpy rises by mean rho c * dT + L
+    rc, rcf, lat, tsol, tliq = PHASE[0]
+    assert enthalpy(tliq, *PHASE[0]) - enthalpy(tsol, *PHASE[0]) == pytest.approx(
+        0.5 * (rc + rcf) * (tliq - tsol) + lat
+    )
+
+
+@pytest.mark.parametrize(
+    ("face", "expected"),
+    [
+        (FaceCondition("temperature", 20.0), "dirichlet"),
+        (FaceCondition("adiabatic"), "zero"),
+        (FaceCondition("convective", 15.0, 80.0), "robin"),
+    ],
+)
+def test_ghost_rules_give_the_face_flux(face, expected):
+    """The flux through the x_min face follows the chosen condition."""
+    h = 1e-3
+    T = np.full((5, 4, 4), 40.0)
+    k = np.full((5, 4, 4), 0.5)
+    b = Boundary.adiabatic().with_face("x_min", face)
+    fill_ghosts(T, k, *b.as_arrays(), h)
+    tg, t1, k1 = T[0, 1, 1], T[1, 1, 1], k[1, 1, 1]
+    flux_in = k1 * (tg - t1) / h  # W/m^2 into the domain
+    t_face = 0.5 * (tg + t1)
+    if expected == "dirichlet":
+        assert t_face == pytest.approx(20.0)
+    elif expected == "zero":
+        assert flux_in == 0.0
+    else:
+        assert flux_in == pytest.approx(80.0 * (15.0 - t_face), rel=1e-12)
+
+
+def _self_weights(T_shape, k, inv_rhoc, W, labels, b, h, dt):
+    """d T'_i / d T_i for every voxel, from 8 steps on bumps two voxels apart."""
+    c = (slice(1, -1),) * 3
+    weights = np.zeros(inv_rhoc.shape)
+    z = np.zeros_like(inv_rhoc)
+    for ox in (0, 1):
+        for oy in (0, 1):
+            for oz in (0, 1):
+                bump = np.zeros(T_shape)
+                bump[1 + ox : -1 : 2, 1 + oy : -1 : 2, 1 + oz : -1 : 2] = 1.0
+                fill_ghosts(bump, k, *b.as_arrays(), h)
+                out = np.zeros(T_shape)
+                pennes_step(bump, k, inv_rhoc, W, z, 0.0, dt, h, out, labels, PHASE, False)
+                sel = bump[c] == 1.0
+                weights[sel] = out[c][sel]
+    return weights
+
+
+def test_stable_dt_is_the_max_principle_limit(rng):
+    """At dt = stable_dt every voxel keeps a non-negative weight on itself (the discrete
+    maximum principle); 1 % above it, the worst voxel's weight turns negative."""
+    T, k, inv_rhoc, W, _Q, labels = random_problem(rng, (8, 7, 6))
+    fill_ghosts_copy(k)
+    # a held-temperature face (weight 2 k/h^2) at 0 degC, so ghosts depend on T_1 only
+    b = Boundary.body(0.0).with_face("y_max", FaceCondition("convective", 0.0, 500.0))
+    h = 1e-3
+    dt = stable_dt(k, inv_rhoc, W, h, b)
+    w = _self_weights(T.shape, k, inv_rhoc, W, labels, b, h, dt)
+    # the worst voxel sits at zero up to round-off of 1 - dt*d (d*dt ~ 1)
+    assert w.min() >= -1e-12
+    assert w.min() <= 1e-9
+    w_over = _self_weights(T.shape, k, inv_rhoc, W, labels, b, h, 1.01 * dt)
+    assert w_over.min() < -1e-3
