@@ -8,6 +8,7 @@ A :class:`Phantom` is a grid, a ``uint8`` label volume and the :class:`Structure
 
 from __future__ import annotations
 
+from .imported import LabelImage, load_label_map, read_label_image
 from .labelio import (
     TISSUE_COLORS,
     load_phantom,
@@ -32,11 +33,14 @@ __all__ = [
     "PHANTOMS",
     "TISSUE_COLORS",
     "VERTEBRA_LEVELS",
+    "LabelImage",
     "Phantom",
     "Structure",
+    "load_label_map",
     "load_phantom",
     "long_bone",
     "make_phantom",
+    "read_label_image",
     "save_label_map",
     "slab",
     "sphere",

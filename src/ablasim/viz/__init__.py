@@ -1,7 +1,13 @@
-"""Pictures: matplotlib slices of label maps (OO API only, works headless with Agg)."""
+"""Pictures: matplotlib slices of label maps and temperature fields, time series.
+
+OO matplotlib only (no pyplot state), so everything works headless with Agg; every
+function takes ``ax=None`` (or returns a Figure), returns what it drew and can save a
+PNG atomically.
+"""
 
 from __future__ import annotations
 
+from .isotherms import plot_isotherm_panels, plot_isotherm_slice, plot_timeseries
 from .labels import plot_labels
 
-__all__ = ["plot_labels"]
+__all__ = ["plot_isotherm_panels", "plot_isotherm_slice", "plot_labels", "plot_timeseries"]
