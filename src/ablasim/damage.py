@@ -172,5 +172,8 @@ def accumulate_damage(
                     lab = labels[i, j, m]
                     om = omega[i, j, m] + dt * math.exp(ln_a[lab] - ea_over_r[lab] / (t + _KELVIN))
                     omega[i, j, m] = om
-                    if om >= shut_omega or t >= shut_t:
+                    if om >= shut_omega:
                         W[i, j, m] = 0.0
+                # a plain temperature test, valid below the dose floor too
+                if t >= shut_t:
+                    W[i, j, m] = 0.0

@@ -162,7 +162,7 @@ class Grid:
             lo = [round(b[0] * 1e3, 2) for b in self.bounds]
             hi = [round(b[1] * 1e3, 2) for b in self.bounds]
             raise ScenarioError(
-                f"{name} at {[round(v * 1e3, 3) for v in p]} mm lies outside the grid "
+                f"{name} at {[round(float(v) * 1e3, 3) for v in p]} mm lies outside the grid "
                 f"(x, y, z from {lo} to {hi} mm); move it inside or enlarge the grid extent"
             )
         idx = np.rint((p - np.asarray(self.origin)) / self.spacing).astype(int)

@@ -328,8 +328,34 @@ def simulate(
     nerves = _NerveTracker(model)
     t_setup = time.perf_counter()
 
+    # bind every source up front: bad geometry fails before any work is done
+    bound = [[s.bind(model) for s in p.sources] for p in phases]
+    # frozen tissue has a lower heat capacity, hence a shorter stable step: account for
+    # it only when something can freeze (a cold start or a probe held below freezing)
+    t_liquidus = float(f.phase[:, 4].max())
+    init_min = blood_T if initial_temperature is None else float(np.min(initial_temperature))
+    held_min = min(
+        (
+            float(x.temperature_C.min())
+            for b in (b for bs in bound for b in bs)
+            if (x := b.held()) is not None and x.temperature_C.size
+        ),
+        default=math.inf,
+    )
+    face_min = (
+        min(fc.temperature_C for fc in model.boundary.faces if fc.kind != "adiabatic")
+        if any(fc.kind != "adiabatic" for fc in model.boundary.faces)
+        else math.inf
+    )
+    may_freeze = min(init_min, held_min, face_min) < t_liquidus
     dt_limit = stable_dt(
-        f.k, f.inv_rhoc, f.W, h, model.boundary, labels=model.labels, phase=f.phase
+        f.k,
+        f.inv_rhoc,
+        f.W,
+        h,
+        model.boundary,
+        labels=model.labels if may_freeze else None,
+        phase=f.phase if may_freeze else None,
     )
     if dt is None:
         dt_use = dt_safety * dt_limit
@@ -345,9 +371,6 @@ def simulate(
             )
     n_steps = [max(1, math.ceil(p.duration / dt_use - 1e-9)) for p in phases]
     dts = [p.duration / n for p, n in zip(phases, n_steps, strict=True)]
-
-    # bind every source up front: bad geometry fails before any work is done
-    bound = [[s.bind(model) for s in p.sources] for p in phases]
 
     # per-label Arrhenius tables
     a_tab = model.label_table("arrhenius_A_per_s")

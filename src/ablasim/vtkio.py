@@ -68,7 +68,10 @@ def _vtk_array(name: str, arr, shape: tuple[int, int, int]) -> tuple[np.ndarray,
     if a.dtype == np.bool_:
         a = a.astype(np.uint8)
     elif np.issubdtype(a.dtype, np.floating):
-        a = a.astype(np.float32)  # float32 keeps files small; 7 digits are plenty to look at
+        # float32 keeps files small; 7 digits are plenty to look at. Values beyond its
+        # range (an Arrhenius Omega of 1e300 in charred voxels) are clipped to it.
+        big = float(np.finfo(np.float32).max)
+        a = np.clip(a, -big, big).astype(np.float32)
     elif np.issubdtype(a.dtype, np.integer):
         a = a.astype(a.dtype.newbyteorder("="))
     else:

@@ -1,0 +1,255 @@
+"""The ``ablasim`` command.
+
+Exit codes: 0 the run completed (the verdict is in the report; with ``--strict``, 0 only
+for PASS), 1 ``--strict`` and the verdict is FAIL, 2 bad input (one clear message, no
+traceback, nothing written), 3 the simulation failed (blow-up), 130 interrupted (the
+checkpoint is kept: run again with ``--resume``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import textwrap
+from importlib import resources
+from pathlib import Path
+
+from .errors import AblasimError, ScenarioError, SimulationError, StabilityError, suggest
+
+__all__ = ["example_path", "list_examples", "main"]
+
+EXIT_OK, EXIT_FAIL, EXIT_INPUT, EXIT_SIMULATION, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+
+RUN_HELP = """\
+Run one scenario and write into --out:
+  report.json     machine-readable verdict, per-nerve metrics, ablation zone, timing
+  report.txt      the same for a person, the verdict first
+  timeseries.csv  time, phase, power, every thermocouple, hottest voxel of every nerve
+  *.png           isotherms on slices through the probe and the most exposed nerve,
+                  and the thermocouple curves
+  fields.vti      final temperature, peak/min temperature, CEM43, Omega, labels,
+                  ablation zone (opens in ParaView and 3D Slicer)
+
+A scenario is a TOML file; units are in the key names (_mm, _s, _min, _W, _C):
+
+  name = "L1 lytic metastasis"
+  [grid]
+  spacing_mm = 0.5
+  extent_mm = [48, 64, 48]          # or shape = [96, 128, 96]
+  center_mm = [0, -10, 0]
+  [anatomy]
+  phantom = "vertebra"              # or labels = "seg.nii.gz" + [anatomy.label_map]
+  tumour = { center_mm = [0, 2, 0], diameter_mm = 18, kind = "lytic" }
+  [[phase]]
+  name = "heat"
+  duration_min = 6
+  [[phase.source]]
+  kind = "volumetric"
+  shape = "cylinder"                # sphere | cylinder | box | label | map
+  tip_mm = [0, 6, 0]
+  direction = [0, 1, 0]
+  active_length_mm = 10
+  diameter_mm = 4
+  power_W = 4
+  [safety]
+  hot_limit_C = 45
+  [[safety.thermocouple]]
+  name = "epidural"
+  position_mm = [0, -17, 0]
+  cutoff = true
+
+`ablasim examples` lists complete, commented scenarios; `ablasim examples NAME` prints
+one, to copy and edit.
+"""
+
+
+def list_examples() -> dict[str, str]:
+    """Shipped example scenarios: name -> first description line."""
+    out = {}
+    for f in sorted(resources.files("ablasim.examples").iterdir(), key=lambda p: p.name):
+        if f.name.endswith(".toml"):
+            desc = ""
+            for line in f.read_text(encoding="utf-8").splitlines():
+                if line.startswith("description"):
+                    desc = line.split("=", 1)[1].strip().strip('"')
+                    break
+            out[f.name[:-5]] = desc
+    return out
+
+
+def example_path(name: str) -> Path:
+    """Path of a shipped example scenario (ScenarioError with suggestions if unknown)."""
+    names = list_examples()
+    if name not in names:
+        raise ScenarioError(f"unknown example {name!r}" + suggest(name, names))
+    return Path(str(resources.files("ablasim.examples") / f"{name}.toml"))
+
+
+def _cmd_run(args) -> int:
+    from .runner import run_scenario
+
+    if (args.scenario is None) == (args.example is None):
+        raise ScenarioError("give a scenario file or --example NAME (see `ablasim examples`)")
+    path = example_path(args.example) if args.example else Path(args.scenario)
+    out = Path(args.out)
+    run = run_scenario(path, out, progress=not args.quiet, resume=args.resume)
+    rep = run.report
+    if not args.quiet:
+        txt = (out / "report.txt").read_text(encoding="utf-8")
+        print(txt.split("\n\n", 1)[0])
+        print(f"\nwrote {len(run.files)} files to {out}/ (report.txt has the details)")
+    if args.strict and rep["verdict"] != "PASS":
+        return EXIT_FAIL
+    return EXIT_OK
+
+
+def _cmd_examples(args) -> int:
+    if args.name:
+        print(example_path(args.name).read_text(encoding="utf-8"), end="")
+        return EXIT_OK
+    for name, desc in list_examples().items():
+        print(f"{name:<22} {desc}")
+    print("\nrun one:   ablasim run --example NAME --out DIR")
+    print("copy one:  ablasim examples NAME > my-scenario.toml")
+    return EXIT_OK
+
+
+def _cmd_phantom(args) -> int:
+    from .anatomy import make_phantom, write_phantom_outputs
+    from .grid import Grid
+
+    center = tuple(v * 1e-3 for v in args.center_mm)
+    extent = tuple(v * 1e-3 for v in args.extent_mm)
+    grid = Grid.from_extent(extent, args.spacing_mm * 1e-3, center=center)
+    params = {}
+    if args.level:
+        params["level"] = args.level
+    if args.tumour_mm:
+        x, y, z, d = args.tumour_mm
+        params["tumour"] = {
+            "center": (x * 1e-3, y * 1e-3, z * 1e-3),
+            "diameter": d * 1e-3,
+            "kind": args.tumour_kind,
+        }
+    phantom = make_phantom(args.name, grid, **params)
+    files = write_phantom_outputs(phantom, args.out, stem=args.name)
+    for f in files:
+        print(f)
+    return EXIT_OK
+
+
+def _cmd_tissues(args) -> int:
+    from .tissues import TissueLibrary
+
+    lib = TissueLibrary.default()
+    if args.name:
+        t = lib[args.name]
+        print(f"{t.name}: {t.description}")
+        for key, value in t.values().items():
+            print(f"  {key:<38} {value:<12.6g} {lib.source_of(t.name, key)}")
+        return EXIT_OK
+    print(lib.describe())
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="ablasim",
+        description=textwrap.dedent(
+            """\
+            Heat in the body during ablation and cementoplasty of bone metastases:
+            the Pennes bioheat equation on a 3D voxel grid, and a nerve-safety report
+            (do the spinal cord and nerve roots stay between 10 and 45 °C, and is the
+            tumour covered?)."""
+        ),
+        epilog="Start with:  ablasim examples   then   ablasim run --example vertebra-demo --out demo",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    from . import __version__
+
+    p.add_argument("--version", action="version", version=f"ablasim {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    r = sub.add_parser(
+        "run",
+        help="run a scenario and write the report, tables, pictures and fields",
+        description=RUN_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    r.add_argument("scenario", nargs="?", help="scenario file (TOML)")
+    r.add_argument("--example", metavar="NAME", help="run a shipped example instead")
+    r.add_argument("--out", "-o", required=True, metavar="DIR", help="output folder")
+    r.add_argument("--quiet", "-q", action="store_true", help="no progress bar, no summary")
+    r.add_argument(
+        "--strict", action="store_true", help="exit with status 1 when the verdict is FAIL"
+    )
+    r.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue an interrupted run from DIR/.checkpoint.npz",
+    )
+    r.set_defaults(func=_cmd_run)
+
+    e = sub.add_parser("examples", help="list the shipped example scenarios, or print one")
+    e.add_argument("name", nargs="?", help="print this example (to copy and edit)")
+    e.set_defaults(func=_cmd_examples)
+
+    ph = sub.add_parser(
+        "phantom",
+        help="build a procedural phantom and write its label map and a slice picture",
+        description="Write DIR/NAME.nii.gz (label map, opens in 3D Slicer), a label table, "
+        "a 3D Slicer colour table and an orthogonal-slice PNG with a legend.",
+    )
+    ph.add_argument("name", help="vertebra, long_bone, uniform, slab or sphere")
+    ph.add_argument("--out", "-o", required=True, metavar="DIR")
+    ph.add_argument("--spacing-mm", type=float, default=0.5, metavar="H")
+    ph.add_argument(
+        "--extent-mm", type=float, nargs=3, default=(64.0, 80.0, 64.0), metavar=("X", "Y", "Z")
+    )
+    ph.add_argument(
+        "--center-mm", type=float, nargs=3, default=(0.0, -12.0, 0.0), metavar=("X", "Y", "Z")
+    )
+    ph.add_argument("--level", help="vertebral level: T12, L1 (default) or L3")
+    ph.add_argument(
+        "--tumour-mm",
+        type=float,
+        nargs=4,
+        metavar=("X", "Y", "Z", "D"),
+        help="a spherical tumour: centre and diameter in mm",
+    )
+    ph.add_argument("--tumour-kind", default="lytic", choices=("lytic", "blastic"))
+    ph.set_defaults(func=_cmd_phantom)
+
+    t = sub.add_parser("tissues", help="list the tissue library, or one tissue with sources")
+    t.add_argument("name", nargs="?")
+    t.set_defaults(func=_cmd_tissues)
+    return p
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return EXIT_INPUT
+    try:
+        return args.func(args)
+    except (ScenarioError, StabilityError) as exc:
+        print(f"ablasim: error: {exc}", file=sys.stderr)
+        return EXIT_INPUT
+    except SimulationError as exc:
+        print(f"ablasim: simulation failed: {exc}", file=sys.stderr)
+        return EXIT_SIMULATION
+    except AblasimError as exc:
+        print(f"ablasim: error: {exc}", file=sys.stderr)
+        return EXIT_INPUT
+    except KeyboardInterrupt:
+        print(
+            "\nablasim: interrupted; run the same command with --resume to continue",
+            file=sys.stderr,
+        )
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,277 @@
+"""The safety report: a JSON document for programs and a text page for people.
+
+``report.json`` holds the fields of the file contract in DESIGN.md (verdict, nerves,
+ablation_zone, thermocouples, phases, grid, timing) plus the assumptions and notes;
+``report.txt`` says the same with the verdict first.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import UTC, datetime
+from typing import Any
+
+from . import __version__
+from .damage import DAMAGE_FLOOR_C
+from .result import Result
+from .safety import SafetyAnalysis
+
+__all__ = ["assumptions", "build_report", "render_text"]
+
+
+def assumptions(result: Result, criterion_text: str, source_kinds: set[str]) -> list[str]:
+    """The modelling assumptions a planner should weigh, in plain words."""
+    model = result.model
+    h_mm = model.grid.spacing * 1e3
+    faces = {f.kind for f in model.boundary.faces}
+    out = [
+        "Pennes bioheat model: blood perfusion acts as a uniform heat sink at arterial "
+        f"temperature ({model.tissues.blood.temperature_C:g} °C); large vessels (aorta, "
+        "segmental arteries, epidural veins) and CSF flow are not modelled and would cool "
+        "their surroundings further.",
+        "Tissue properties: IT'IS database values (constant in temperature in this version); "
+        "perfusion, the least certain of them, varies several-fold between patients.",
+        f"Grid: {h_mm:g} mm voxels; structures thinner than about two voxels "
+        f"(< {2 * h_mm:g} mm, e.g. the cortical shell and small roots) are resolved only "
+        "roughly, and temperatures are voxel averages.",
+        "Outer faces: "
+        + (
+            "held at body temperature - the grid must be large enough that the heat "
+            "does not reach them"
+            if faces == {"temperature"}
+            else ", ".join(sorted(faces))
+        )
+        + ".",
+        f"Damage: CEM43 (R = 0.5 above 43 °C, 0.25 below) and Arrhenius Omega accrue above "
+        f"{DAMAGE_FLOOR_C:g} °C; perfusion stops for good where tissue coagulates "
+        "(Omega >= 4.6 or T >= 60 °C by default).",
+        f"Ablation zone: {criterion_text}.",
+        f"Nerve verdict: FAIL if any nerve voxel leaves {result.limits.cold_C:g}–"
+        f"{result.limits.hot_C:g} °C at any time; CEM43 is reported as evidence (rat "
+        "sciatic nerve: 50 % motor loss at 48–64 CEM43)."
+        if result.limits.cold_C is not None
+        else f"Nerve verdict: FAIL if any nerve voxel exceeds {result.limits.hot_C:g} °C.",
+    ]
+    if "volumetric" in source_kinds:
+        out.append(
+            "Heat source: a prescribed volumetric power (uniform in its region); it stands "
+            "for a device whose own physics (electric field, SAR, impedance roll-off) is "
+            "not modelled."
+        )
+    if any(p.cutoff_at_s is not None for p in result.phases):
+        out.append(
+            "Cut-off: when a cut-off thermocouple reached a limit, every source of that "
+            "phase was switched off for the rest of the phase; the next phase ran as planned."
+        )
+    return out
+
+
+def _r(x, nd=3):
+    if x is None:
+        return None
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    return round(float(x), nd)
+
+
+def build_report(
+    *,
+    scenario_name: str,
+    description: str,
+    result: Result,
+    analysis: SafetyAnalysis,
+    notes: list[str],
+    source_kinds: set[str],
+) -> dict[str, Any]:
+    """The report as a JSON-serialisable dict (the file contract of DESIGN.md)."""
+    g = result.model.grid
+    nerves = {}
+    for n in analysis.nerves.values():
+        nerves[n.name] = {
+            "verdict": n.verdict,
+            "tissue": n.tissue,
+            "voxels": n.voxels,
+            "max_temperature_C": _r(n.max_temperature_C),
+            "min_temperature_C": _r(n.min_temperature_C),
+            "hot_margin_C": _r(n.hot_margin_C),
+            "cold_margin_C": _r(n.cold_margin_C),
+            "time_above_threshold_s": _r(n.time_above_threshold_s, 2),
+            "first_crossing_s": _r(n.first_crossing_s, 2),
+            "time_below_cold_limit_s": _r(n.time_below_cold_limit_s, 2),
+            "first_cold_crossing_s": _r(n.first_cold_crossing_s, 2),
+            "fraction_voxels_above": _r(n.fraction_voxels_above, 5),
+            "fraction_voxels_below": _r(n.fraction_voxels_below, 5),
+            "max_cem43_min": _r(n.max_cem43_min, 4),
+            "max_arrhenius_omega": float(f"{n.max_arrhenius_omega:.4g}"),
+            "min_distance_to_ablation_mm": _r(n.min_distance_to_ablation_mm, 2),
+            "hottest_point_mm": [_r(v, 2) for v in n.hottest_point_mm],
+        }
+    z = analysis.ablation_zone
+    return {
+        "ablasim_version": __version__,
+        "created_utc": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "scenario": scenario_name,
+        "description": description,
+        "verdict": analysis.verdict,
+        "limits": {"hot_limit_C": result.limits.hot_C, "cold_limit_C": result.limits.cold_C},
+        "nerves": nerves,
+        "ablation_zone": {
+            "criterion": z.criterion,
+            "volume_ml": _r(z.volume_ml, 4),
+            "extent_mm": [_r(v, 2) for v in z.extent_mm],
+            "tumour_coverage_fraction": _r(z.tumour_coverage_fraction, 4),
+            "tumour_volume_ml": _r(z.tumour_volume_ml, 4),
+        },
+        "thermocouples": {
+            t.name: {
+                "position_mm": [_r(v * 1e3, 2) for v in t.position],
+                "max_temperature_C": _r(t.max_temperature_C),
+                "min_temperature_C": _r(t.min_temperature_C),
+                "cutoff": t.cutoff,
+                "cutoff_at_s": _r(t.cutoff_at_s, 2),
+            }
+            for t in result.thermocouples.values()
+        },
+        "phases": [
+            {
+                "name": p.name,
+                "duration_s": _r(p.duration_s, 3),
+                "energy_J": _r(p.energy_J, 3),
+                "steps": p.steps,
+                "dt_s": _r(p.dt_s, 5),
+                "cutoff_at_s": _r(p.cutoff_at_s, 2),
+            }
+            for p in result.phases
+        ],
+        "grid": {
+            "shape": list(g.shape),
+            "spacing_mm": _r(g.spacing * 1e3, 6),
+            "origin_mm": [_r(v * 1e3, 4) for v in g.origin],
+        },
+        "timing": {k: (_r(v, 4) if isinstance(v, float) else v) for k, v in result.timing.items()},
+        "assumptions": assumptions(result, z.criterion, source_kinds),
+        "notes": list(notes),
+    }
+
+
+def _fmt_t(s):
+    if s is None:
+        return "never"
+    return f"{s:.0f} s" if s < 120 else f"{s / 60:.1f} min"
+
+
+def render_text(report: dict[str, Any]) -> str:
+    """``report.txt``: the verdict first, then a table of the nerve structures."""
+    hot = report["limits"]["hot_limit_C"]
+    cold = report["limits"]["cold_limit_C"]
+    nerves = report["nerves"]
+    lines = [f"VERDICT: {report['verdict']}"]
+    failing = [(n, v) for n, v in nerves.items() if v["verdict"] == "FAIL"]
+    if not nerves:
+        lines.append("  (the model holds no nerve structure: nothing was checked)")
+    elif failing:
+        for n, v in failing:
+            if v["max_temperature_C"] > hot:
+                lines.append(
+                    f"  {n} reached {v['max_temperature_C']:.1f} °C (limit {hot:g} °C), "
+                    f"first at {_fmt_t(v['first_crossing_s'])}, above it for "
+                    f"{_fmt_t(v['time_above_threshold_s'])}"
+                )
+            if cold is not None and v["min_temperature_C"] < cold:
+                lines.append(
+                    f"  {n} fell to {v['min_temperature_C']:.1f} °C (limit {cold:g} °C), "
+                    f"first at {_fmt_t(v['first_cold_crossing_s'])}"
+                )
+    else:
+        worst = min(nerves.values(), key=lambda v: v["hot_margin_C"])
+        name = next(k for k, v in nerves.items() if v is worst)
+        lines.append(
+            "  every nerve structure stayed within "
+            + (f"{cold:g}–{hot:g} °C" if cold is not None else f"{hot:g} °C")
+            + f"; closest: {name} at {worst['max_temperature_C']:.1f} °C "
+            f"({worst['hot_margin_C']:.1f} K below the limit)"
+        )
+    lines += ["", f"ablasim {report['ablasim_version']} — {report['scenario']}"]
+    if report["description"]:
+        lines.append(report["description"])
+    lines.append("")
+    if nerves:
+        lines.append(f"Nerve structures (limits {cold if cold is not None else '-'} / {hot:g} °C)")
+        hdr = (
+            f"  {'structure':<24}{'verdict':<8}{'max °C':>8}{'margin K':>9}{'min °C':>8}"
+            f"{'first >lim':>11}{'time >lim':>10}{'vox >lim':>9}{'CEM43 min':>10}"
+            f"{'Omega':>9}{'to zone mm':>11}"
+        )
+        lines += [hdr, "  " + "-" * (len(hdr) - 2)]
+        for n, v in sorted(nerves.items(), key=lambda kv: kv[1]["hot_margin_C"]):
+            dist = v["min_distance_to_ablation_mm"]
+            lines.append(
+                f"  {n:<24}{v['verdict']:<8}{v['max_temperature_C']:>8.1f}"
+                f"{v['hot_margin_C']:>+9.1f}{v['min_temperature_C']:>8.1f}"
+                f"{_fmt_t(v['first_crossing_s']):>11}{_fmt_t(v['time_above_threshold_s']):>10}"
+                f"{100 * v['fraction_voxels_above']:>8.1f}%{v['max_cem43_min']:>10.3g}"
+                f"{v['max_arrhenius_omega']:>9.2g}"
+                f"{('-' if dist is None else f'{dist:.1f}'):>11}"
+            )
+        lines.append("")
+    z = report["ablation_zone"]
+    cov = z["tumour_coverage_fraction"]
+    lines.append(f"Ablation zone ({z['criterion']})")
+    lines.append(
+        f"  volume {z['volume_ml']:.2f} ml, extent "
+        + " x ".join(f"{v:.1f}" for v in z["extent_mm"])
+        + " mm (x, y, z)"
+        + (
+            ""
+            if cov is None
+            else f", tumour covered {100 * cov:.0f} % of {z['tumour_volume_ml']:.2f} ml"
+        )
+    )
+    lines.append("")
+    if report["thermocouples"]:
+        lines.append("Thermocouples")
+        for n, t in report["thermocouples"].items():
+            cut = ""
+            if t["cutoff"]:
+                cut = (
+                    f", cut-off at {_fmt_t(t['cutoff_at_s'])}"
+                    if t["cutoff_at_s"] is not None
+                    else ", cut-off armed, not triggered"
+                )
+            lines.append(
+                f"  {n:<16} at {t['position_mm']} mm: max {t['max_temperature_C']:.1f} °C, "
+                f"min {t['min_temperature_C']:.1f} °C{cut}"
+            )
+        lines.append("")
+    lines.append("Phases")
+    for p in report["phases"]:
+        cut = "" if p["cutoff_at_s"] is None else f", sources cut off at {_fmt_t(p['cutoff_at_s'])}"
+        lines.append(
+            f"  {p['name']:<16}{_fmt_t(p['duration_s']):>9}, {p['energy_J'] / 1e3:.2f} kJ, "
+            f"{p['steps']} steps of {p['dt_s']:.3g} s{cut}"
+        )
+    lines.append("")
+    lines.append("Assumptions that matter")
+    lines += [f"  - {a}" for a in report["assumptions"]]
+    if report["notes"]:
+        lines.append("")
+        lines.append("Notes")
+        lines += [f"  - {n}" for n in report["notes"]]
+    g = report["grid"]
+    t = report["timing"]
+    lines += [
+        "",
+        f"Grid {g['shape']} voxels of {g['spacing_mm']} mm; {t['steps']} steps in "
+        f"{t['wall_s']:.1f} s ({t['voxel_updates_per_s'] / 1e6:.0f} M voxel updates/s). "
+        f"Where the time went: building the model {t.get('build_s', 0.0):.1f} s, "
+        f"set-up and compilation {t['setup_s']:.1f} s, Pennes steps {t['pennes_s']:.1f} s, "
+        f"damage {t['damage_s']:.1f} s, sources/thermocouples/bookkeeping "
+        f"{t['other_s']:.1f} s, safety analysis {t.get('analysis_s', 0.0):.1f} s",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def dumps(report: dict[str, Any]) -> str:
+    """JSON text of the report (stable key order as built, 2-space indent)."""
+    return json.dumps(report, indent=2, ensure_ascii=False) + "\n"

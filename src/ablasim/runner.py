@@ -1,0 +1,223 @@
+"""Run one scenario end to end and write the file contract of DESIGN.md.
+
+validate -> build (model, protocol) -> simulate (checkpointed) -> safety analysis ->
+``report.json``, ``report.txt``, ``timeseries.csv``, pictures, ``fields.vti``.
+
+Nothing is written before the scenario has been validated and built, so bad input never
+leaves partial output behind; every file is written atomically. While the simulation
+runs, ``DIR/.checkpoint.npz`` holds its state (``resume=True`` continues from it); it is
+removed when the run completes.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .fileio import atomic_write
+from .report import build_report, dumps, render_text
+from .result import Result
+from .safety import SafetyAnalysis, analyse
+from .scenario import BuiltScenario, Scenario, load_scenario
+from .simulation import simulate
+
+__all__ = ["RunOutput", "run_scenario"]
+
+CHECKPOINT_NAME = ".checkpoint.npz"
+
+
+@dataclass(frozen=True)
+class RunOutput:
+    """What :func:`run_scenario` produced."""
+
+    report: dict
+    result: Result
+    analysis: SafetyAnalysis
+    files: list[Path]
+
+
+def _probe_point(built: BuiltScenario, result: Result) -> tuple[float, float, float]:
+    """Where the treatment is: the first source's centre or tip, else the hottest voxel."""
+    model = built.model
+    for phase in built.phases:
+        for src in phase.sources:
+            p = getattr(src, "params", {})
+            for key in ("tip", "center"):
+                if key in p:
+                    return tuple(p[key])
+            if "structure" in p:
+                idx = np.argwhere(model.structure_mask(p["structure"])).mean(axis=0)
+                return tuple(model.grid.index_to_world(idx))
+            if "weights" in p:
+                idx = np.unravel_index(np.argmax(p["weights"]), model.grid.shape)
+                return tuple(model.grid.index_to_world(idx))
+    idx = np.unravel_index(np.argmax(result.damage.t_max), model.grid.shape)
+    return tuple(model.grid.index_to_world(idx))
+
+
+def run_scenario(
+    scenario: Scenario | str | Path,
+    out_dir: str | Path,
+    *,
+    progress: bool = True,
+    resume: bool = False,
+) -> RunOutput:
+    """Run a scenario and write its report, tables, pictures and fields into ``out_dir``.
+
+    Parameters
+    ----------
+    scenario : Scenario or path
+    out_dir : path
+        Output folder (created if needed).
+    progress : bool
+        Show a progress bar.
+    resume : bool
+        Continue from ``out_dir/.checkpoint.npz`` if a previous run was interrupted.
+
+    Raises
+    ------
+    ScenarioError, StabilityError
+        Bad input (before anything is written).
+    SimulationError
+        The run blew up (no report is written).
+    """
+    t0 = time.perf_counter()
+    sc = scenario if isinstance(scenario, Scenario) else load_scenario(scenario)
+    built = sc.build()
+    t_built = time.perf_counter()
+    out = Path(out_dir)
+    ckpt = out / CHECKPOINT_NAME
+    result = simulate(
+        built.model,
+        built.phases,
+        initial_temperature=sc.initial_temperature_C,
+        dt=sc.dt_s,
+        dt_safety=sc.dt_safety,
+        thermocouples=built.thermocouples,
+        limits=sc.limits,
+        perfusion_shutdown=sc.shutdown,
+        sample_interval=sc.sample_interval_s,
+        progress=progress,
+        checkpoint=ckpt,
+        checkpoint_interval=sc.checkpoint_interval_s,
+        resume=resume,
+    )
+    t_sim = time.perf_counter()
+    analysis = analyse(result, sc.ablation)
+    kinds = {s.kind for p in sc.phases for s in p.sources}
+    t_out = time.perf_counter()
+    result.timing["build_s"] = t_built - t0
+    result.timing["analysis_s"] = t_out - t_sim
+    report = build_report(
+        scenario_name=sc.name,
+        description=sc.description,
+        result=result,
+        analysis=analysis,
+        notes=built.notes,
+        source_kinds=kinds,
+    )
+    files = _write_outputs(out, sc, built, result, analysis, report)
+    report["timing"]["output_s"] = round(time.perf_counter() - t_out, 3)
+    report["timing"]["total_s"] = round(time.perf_counter() - t0, 3)
+    with atomic_write(out / "report.json") as fh:
+        fh.write(dumps(report))
+    files.insert(0, out / "report.json")
+    ckpt.unlink(missing_ok=True)
+    return RunOutput(report, result, analysis, files)
+
+
+def _write_outputs(out, sc, built, result, analysis, report) -> list[Path]:
+    from .tables import write_timeseries_csv
+    from .vtkio import write_vti
+
+    model = result.model
+    files = []
+    with atomic_write(out / "report.txt") as fh:
+        fh.write(render_text(report))
+    files.append(out / "report.txt")
+
+    cols = {"power_W": result.power}
+    cols.update({f"tc_{n}_C": v for n, v in result.sensors.items()})
+    cols.update({f"nerve_{n}_max_C": v for n, v in result.nerve_max_trace.items()})
+    if result.limits.cold_C is not None and any(
+        v.min() < result.limits.cold_C for v in result.nerve_min_trace.values()
+    ):
+        cols.update({f"nerve_{n}_min_C": v for n, v in result.nerve_min_trace.items()})
+    files.append(
+        write_timeseries_csv(
+            out / "timeseries.csv", result.time, cols, phase_names=result.phase_of_sample
+        )
+    )
+
+    if sc.output.get("vti", True):
+        fields = {
+            "temperature_C": result.temperature,
+            "max_temperature_C": result.damage.t_max,
+            "min_temperature_C": result.damage.t_min,
+            "cem43_min": result.damage.cem43,
+            "arrhenius_omega": result.damage.omega,
+            "perfusion_W_m3K": result.perfusion,
+            "labels": model.labels,
+            "ablation_zone": analysis.zone_mask.astype(np.uint8),
+        }
+        files.append(write_vti(out / "fields.vti", model.grid, fields))
+
+    if sc.output.get("pictures", True):
+        files += _pictures(out, sc, built, result, analysis)
+    return files
+
+
+def _pictures(out, sc, built, result, analysis) -> list[Path]:
+    from .viz import plot_isotherm_panels, plot_timeseries
+
+    model = result.model
+    probe = _probe_point(built, result)
+    nerve_point = None
+    if analysis.nerves:
+        worst = min(analysis.nerves.values(), key=lambda n: n.hot_margin_C)
+        nerve_point = tuple(v * 1e-3 for v in worst.hottest_point_mm)
+    nerve_masks = {n: model.structure_mask(n) for n in analysis.nerves}
+    structures = {}
+    if "tumour" in model.structure_names:
+        structures["tumour"] = model.structure_mask("tumour")
+    if analysis.zone_mask.any():
+        structures["ablation zone"] = analysis.zone_mask
+    cold = result.damage.t_min.min() < 0.0
+    iso = tuple(sc.output.get("isotherms_C", (45.0, 50.0, 60.0)))
+    files = []
+    field = result.damage.t_min if cold else result.damage.t_max
+    name = "coldest" if cold else "peak"
+    fig = plot_isotherm_panels(
+        model.grid,
+        field,
+        probe=probe,
+        nerve_point=nerve_point,
+        labels=model.labels,
+        structures=structures,
+        nerve_mask=nerve_masks,
+        isotherms=iso,
+        cold_isotherms=(0.0, -20.0, -40.0) if cold else (),
+        nerve_limit=result.limits.hot_C,
+        suptitle=f"{sc.name}: {name} temperature reached during the treatment",
+        save=out / f"{name}_temperature_slices.png",
+    )
+    files.append(out / f"{name}_temperature_slices.png")
+    del fig
+    traces = {f"TC {n}": v for n, v in result.sensors.items()}
+    traces.update({f"{n} (hottest voxel)": v for n, v in result.nerve_max_trace.items()})
+    starts = np.cumsum([0.0] + [p.duration_s for p in result.phases])
+    phases = [(p.name, starts[i], starts[i + 1]) for i, p in enumerate(result.phases)]
+    plot_timeseries(
+        result.time,
+        traces,
+        hot_limit=result.limits.hot_C,
+        cold_limit=result.limits.cold_C if cold else None,
+        phases=phases,
+        title=f"{sc.name}: thermocouples and nerve maxima",
+        save=out / "timeseries.png",
+    )
+    files.append(out / "timeseries.png")
+    return files
