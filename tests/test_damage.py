@@ -36,9 +36,7 @@ def _held(tissue: str, temperature: float, duration: float, *, dt: float = 1.0):
     lib = ab.TissueLibrary.default().with_overrides({tissue: {"perfusion_per_s": 0.0}})
     grid = ab.Grid((3, 3, 3), 2e-3)
     model = ab.Model.uniform(grid, tissue, tissues=lib, boundary=ab.Boundary.adiabatic())
-    res = ab.simulate(
-        model, [ab.Phase("hold", duration)], initial_temperature=temperature, dt=dt
-    )
+    res = ab.simulate(model, [ab.Phase("hold", duration)], initial_temperature=temperature, dt=dt)
     assert np.all(res.temperature == temperature)  # the premise: T really held
     assert res.phases[0].steps == round(duration / dt)
     return res, lib
@@ -173,7 +171,8 @@ def test_accumulate_damage_matches_the_pure_functions(rng):
     np.testing.assert_allclose(om, exp_om, rtol=1e-11, atol=0)
     assert np.array_equal(cem == cem0, ~above)  # exactly nothing below or at the floor
     shut = (om >= 4.6) | (inner >= 60.0)
-    assert shut.any() and (~shut).any()
+    assert shut.any()
+    assert (~shut).any()
     np.testing.assert_array_equal(W, np.where(shut, 0.0, W0))
 
 
@@ -213,9 +212,7 @@ def _heated_muscle(shutdown):
     grid = ab.Grid((11, 11, 11), h, origin=(-5 * h, -5 * h, -5 * h))
     model = ab.Model.uniform(grid, "muscle")
     heat = ab.VolumetricSource.sphere((0, 0, 0), 2.5e-3, power_density=4e7)
-    res = ab.simulate(
-        model, [ab.Phase("heat", 60.0, [heat])], perfusion_shutdown=shutdown, dt=0.25
-    )
+    res = ab.simulate(model, [ab.Phase("heat", 60.0, [heat])], perfusion_shutdown=shutdown, dt=0.25)
     return model, res
 
 
@@ -225,7 +222,8 @@ def test_perfusion_stops_above_60_C_only():
     model, res = _heated_muscle(ab.PerfusionShutdown(omega=None, temperature_C=60.0))
     W0 = model.thermal_fields.W
     hot = res.damage.t_max >= 60.0
-    assert hot.any() and (~hot).any()
+    assert hot.any()
+    assert (~hot).any()
     np.testing.assert_array_equal(res.perfusion, np.where(hot, 0.0, W0))
     assert np.all(W0 > 0)  # a second run of the model starts with blood flow again
 
@@ -233,13 +231,15 @@ def test_perfusion_stops_above_60_C_only():
 def test_default_perfusion_shutdown_uses_omega_or_60_C():
     model, res = _heated_muscle(None)
     shut = (res.damage.t_max >= 60.0) | (res.damage.omega >= 4.6)
-    assert shut.any() and (~shut).any()
+    assert shut.any()
+    assert (~shut).any()
     np.testing.assert_array_equal(res.perfusion, np.where(shut, 0.0, model.thermal_fields.W))
 
 
 def test_no_perfusion_shutdown_when_disabled():
     model, res = _heated_muscle(NO_SHUTDOWN)
-    assert res.damage.t_max.max() > 60.0 and res.damage.omega.max() > 4.6
+    assert res.damage.t_max.max() > 60.0
+    assert res.damage.omega.max() > 4.6
     np.testing.assert_array_equal(res.perfusion, model.thermal_fields.W)
 
 
@@ -279,7 +279,8 @@ def test_two_phases_equal_one_phase_of_the_summed_duration():
         np.testing.assert_array_equal(two.damage.as_dict()[key], value, err_msg=key)
     np.testing.assert_array_equal(two.perfusion, one.perfusion)
     # the test exercised the carry-over of shut-down perfusion and of real doses
-    assert (one.perfusion == 0).any() and one.damage.omega.max() > 4.6
+    assert (one.perfusion == 0).any()
+    assert one.damage.omega.max() > 4.6
     assert two.phases[0].energy_J + two.phases[1].energy_J == pytest.approx(
         one.phases[0].energy_J, rel=1e-12
     )

@@ -19,9 +19,12 @@ Temperatures, damage and the perfusion state carry over from phase to phase.
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import json
 import math
 import time
+import zipfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -161,12 +164,59 @@ class _State:
     next_sample: float = 0.0
 
 
+def _digest(obj) -> str:
+    """SHA-256 of a value: nested dataclasses, objects, mappings, sequences, arrays and
+    scalars, by content (arrays by their bytes), so any change of a scenario shows."""
+    h = hashlib.sha256()
+    active: set[int] = set()
+
+    def feed(o) -> None:
+        if isinstance(o, (str, bytes, int, float, bool, type(None), np.generic)):
+            h.update(repr(o).encode())
+            return
+        if id(o) in active:  # a reference cycle
+            h.update(b"<cycle>")
+            return
+        active.add(id(o))
+        if isinstance(o, np.ndarray):
+            h.update(f"array{o.dtype.str}{o.shape}".encode())
+            h.update(np.ascontiguousarray(o).tobytes())
+        elif dataclasses.is_dataclass(o) and not isinstance(o, type):
+            h.update(type(o).__qualname__.encode())
+            for fl in dataclasses.fields(o):
+                feed(fl.name)
+                feed(getattr(o, fl.name))
+        elif isinstance(o, Mapping):
+            h.update(b"{")
+            for key in sorted(o, key=str):
+                feed(key)
+                feed(o[key])
+            h.update(b"}")
+        elif isinstance(o, (set, frozenset)):
+            feed(sorted(o, key=repr))
+        elif isinstance(o, (list, tuple)):
+            h.update(b"[")
+            for v in o:
+                feed(v)
+            h.update(b"]")
+        elif hasattr(o, "__dict__"):
+            h.update(type(o).__qualname__.encode())
+            feed(vars(o))
+        else:
+            h.update(repr(o).encode())
+        active.discard(id(o))
+
+    feed(obj)
+    return h.hexdigest()
+
+
 def _fingerprint(model: Model, phases, dt_phase, extra) -> str:
     parts = {
         "grid": [model.grid.shape, model.grid.spacing, model.grid.origin],
-        "labels_sum": int(model.labels.sum(dtype=np.int64)),
+        # labels, structures, tissue properties and boundary, by content
+        "model": _digest(model),
         "structures": [[s.name, s.tissue] for s in model.structures],
-        "phases": [[p.name, p.duration, len(p.sources)] for p in phases],
+        "phases": [[p.name, p.duration, _digest(p.sources)] for p in phases],
         "dt": dt_phase,
         "extra": extra,
     }
@@ -207,7 +257,7 @@ def _load_checkpoint(path: Path, fingerprint: str) -> _State:
         with np.load(path, allow_pickle=False) as z:
             meta = json.loads(str(z["meta"]))
             arrays = {k: z[k] for k in z.files if k != "meta"}
-    except (OSError, ValueError, KeyError) as exc:
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
         raise ScenarioError(
             f"cannot read checkpoint {path}: {exc}; delete it to start afresh"
         ) from None
@@ -380,16 +430,20 @@ def simulate(
     shut_omega, shut_t = shutdown.thresholds()
 
     ckpt = Path(checkpoint) if checkpoint is not None else None
-    fingerprint = _fingerprint(
-        model,
-        phases,
-        dts,
-        [
-            initial_temperature if np.isscalar(initial_temperature) else None,
-            [(t.name, t.position, t.cutoff) for t in tcs],
-            [limits.hot_C, limits.cold_C],
-            [shut_omega, shut_t],
-        ],
+    fingerprint = (
+        _fingerprint(
+            model,
+            phases,
+            dts,
+            [
+                _digest(initial_temperature),
+                [(t.name, t.position, t.cutoff) for t in tcs],
+                [limits.hot_C, limits.cold_C],
+                [shut_omega, shut_t],
+            ],
+        )
+        if ckpt is not None
+        else ""
     )
     if resume and ckpt is not None and ckpt.exists():
         st = _load_checkpoint(ckpt, fingerprint)
@@ -428,6 +482,7 @@ def simulate(
     labels = model.labels
     cold_limit = -math.inf if limits.cold_C is None else limits.cold_C
     t_kernel = t_damage = 0.0
+    steps0 = st.total_steps  # steps already done before a resume
     wall0 = time.perf_counter()
     setup_s = wall0 - t_setup
     last_ckpt = wall0
@@ -590,7 +645,9 @@ def simulate(
             "steps": st.total_steps,
             "dt_s": dt_use,
             "stable_dt_s": dt_limit,
-            "voxel_updates_per_s": (st.total_steps * grid.size / wall) if wall > 0 else 0.0,
+            "voxel_updates_per_s": (
+                ((st.total_steps - steps0) * grid.size / wall) if wall > 0 else 0.0
+            ),
             "resumed_from_s": resumed_from,
         },
     )

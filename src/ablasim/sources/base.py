@@ -59,6 +59,10 @@ class BoundSource(Protocol):
         """Voxels this source holds at a temperature, or None."""
         ...
 
+    # Optional: ``telemetry(self) -> dict[str, float]`` -- quantities to log with every
+    # sample of the time series (e.g. ``{"impedance_ohm": 82.0, "tip_C": 69.8}``); the
+    # simulation writes them to timeseries.csv as ``<source name>_<key>``.
+
 
 @runtime_checkable
 class HeatSource(Protocol):
