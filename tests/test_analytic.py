@@ -235,3 +235,57 @@ def test_semi_infinite_perfused_step_converges():
         spacings.append(model.grid.spacing)
     order = observed_order(spacings, errors)
     assert abs(order - 2) < ORDER_TOL, (errors, order)
+
+
+class _HeldLayer:
+    """A test source: the voxel layer x-index 0 held at a temperature (a probe wall)."""
+
+    name = "held-layer"
+
+    def __init__(self, temperature_C):
+        self.temperature_C = temperature_C
+
+    def bind(self, model):
+        from ablasim.sources import HeldTemperature
+
+        idx = np.flatnonzero(np.indices(model.grid.shape)[0] == 0)
+        held = HeldTemperature(idx, np.full(idx.size, self.temperature_C))
+
+        class Bound:
+            name = "held-layer"
+            static = True
+
+            def deposit(self, Q, T, t):
+                return 0.0
+
+            def held(self):
+                return held
+
+        return Bound()
+
+
+def test_held_voxels_act_as_a_dirichlet_condition_at_their_centres():
+    """Voxels held at theta0 (as a cooled probe wall is) give the steady perfused-slab
+    solution with the boundary at the held voxels' centres x0 = h/2:
+    theta = theta0 sinh(m(l - x)) / sinh(m(l - x0)); second order."""
+    lib = _lib()
+    length, theta0 = 0.03, 10.0
+    m = _m(lib, "muscle")
+    spacings, errors = [], []
+    for n in (15, 30, 60):
+        model = _slab_model(n, length, lib, x0_temperature=37.0)
+        x = model.grid.axes()[0]
+        x0 = x[0]
+        exact = theta0 * np.sinh(m * (length - x)) / np.sinh(m * (length - x0))
+        res = ab.simulate(
+            model,
+            [ab.Phase("hold", 12000.0, [_HeldLayer(37.0 + theta0)])],
+            initial_temperature=np.broadcast_to((37.0 + exact)[:, None, None], model.grid.shape),
+            perfusion_shutdown=FIXED_PERFUSION,
+        )
+        got = res.temperature[:, 0, 0] - 37.0
+        assert got[0] == theta0  # held exactly
+        errors.append(np.abs(got - exact).max())
+        spacings.append(model.grid.spacing)
+    order = observed_order(spacings, errors)
+    assert abs(order - 2) < ORDER_TOL, (errors, order)

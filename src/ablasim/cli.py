@@ -162,7 +162,8 @@ def build_parser() -> argparse.ArgumentParser:
             (do the spinal cord and nerve roots stay between 10 and 45 °C, and is the
             tumour covered?)."""
         ),
-        epilog="Start with:  ablasim examples   then   ablasim run --example vertebra-demo --out demo",
+        epilog="Start with `ablasim examples`, then "
+        "`ablasim run --example vertebra-demo --out demo`.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     from . import __version__

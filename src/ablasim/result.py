@@ -92,6 +92,9 @@ class Result:
         Temperature [°C] at each thermocouple at ``time``.
     nerve_max_trace, nerve_min_trace : dict name -> ndarray
         Hottest / coldest voxel of each nerve structure at ``time`` [°C].
+    telemetry : dict name -> ndarray
+        What the sources log at ``time`` (``<source>_<quantity>``, e.g. impedance, tip
+        temperature), NaN while a source is not active.
     thermocouples : dict name -> ThermocoupleSummary
     nerves : dict name -> NerveSummary
     limits : Limits
@@ -111,6 +114,7 @@ class Result:
     sensors: dict[str, np.ndarray]
     nerve_max_trace: dict[str, np.ndarray]
     nerve_min_trace: dict[str, np.ndarray]
+    telemetry: dict[str, np.ndarray]
     thermocouples: dict[str, ThermocoupleSummary]
     nerves: dict[str, NerveSummary]
     limits: Limits

@@ -140,6 +140,7 @@ def _write_outputs(out, sc, built, result, analysis, report) -> list[Path]:
     files.append(out / "report.txt")
 
     cols = {"power_W": result.power}
+    cols.update(result.telemetry)
     cols.update({f"tc_{n}_C": v for n, v in result.sensors.items()})
     cols.update({f"nerve_{n}_max_C": v for n, v in result.nerve_max_trace.items()})
     if result.limits.cold_C is not None and any(

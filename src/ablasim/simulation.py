@@ -29,15 +29,17 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numba
 import numpy as np
 
+from . import damage as damage_module
 from .damage import DAMAGE_FLOOR_C, GAS_CONSTANT, DamageFields, PerfusionShutdown, accumulate_damage
 from .errors import ScenarioError, SimulationError, StabilityError
 from .fileio import atomic_write
 from .model import Model
 from .result import NerveSummary, PhaseSummary, Result, ThermocoupleSummary
 from .sensors import SensorSet
-from .solvers import fill_ghosts, pennes_step, stable_dt
+from .solvers import Boundary, fill_ghosts, pennes_step, stable_dt
 from .sources import HeatSource
 
 __all__ = ["Limits", "Phase", "Thermocouple", "simulate"]
@@ -161,6 +163,7 @@ class _State:
     nerve_first_cold: np.ndarray | None = None
     tc_cutoff: dict = field(default_factory=dict)
     samples: dict = field(default_factory=dict)
+    telemetry: list = field(default_factory=list)  # one {name: value} dict per sample
     next_sample: float = 0.0
 
 
@@ -236,6 +239,7 @@ def _save_checkpoint(path: Path, state: _State, fingerprint: str) -> None:
         "tc_cutoff": state.tc_cutoff,
         "next_sample": state.next_sample,
         "sample_keys": list(state.samples),
+        "telemetry": state.telemetry,
     }
     arrays = {
         "T": state.T,
@@ -292,8 +296,90 @@ def _load_checkpoint(path: Path, fingerprint: str) -> _State:
         nerve_first_cold=arrays["nerve_first_cold"],
         tc_cutoff=meta["tc_cutoff"],
         samples=samples,
+        telemetry=meta.get("telemetry", []),
         next_sample=meta["next_sample"],
     )
+
+
+def _warm_up() -> None:
+    """Load (or compile) the kernels on tiny arrays, so the set-up time includes it."""
+    T = np.full((3, 3, 3), 37.0)
+    k = np.ones((3, 3, 3))
+    one = np.ones((1, 1, 1))
+    lab = np.zeros((1, 1, 1), dtype=np.uint8)
+    tab = np.array([[1e6, 1e6, 0.0, -8.0, -1.0]])
+    kinds, values, hc = Boundary.adiabatic().as_arrays()
+    fill_ghosts(T, k, kinds, values, hc, 1e-3)
+    pennes_step(T, k, one, one, one, 37.0, 1e-3, 1e-3, T.copy(), lab, tab, False)
+    z = np.zeros((1, 1, 1))
+    damage_module.accumulate_damage(
+        T,
+        1e-3,
+        lab,
+        np.zeros(1),
+        np.zeros(1),
+        z.copy(),
+        z.copy(),
+        z.copy(),
+        z.copy(),
+        z.copy(),
+        1.0,
+        1.0,
+        39.0,
+    )
+
+
+class _ThreadChooser:
+    """Choose the number of kernel threads that runs the step fastest now.
+
+    The step is memory-bound: on two cores the second thread gains only about 1.35x
+    (``shared/reference/performance.md``). But on a shared host, when another process
+    holds the other core, every step waits for the descheduled thread and a parallel run
+    becomes several times *slower* than a serial one. So every ``interval`` seconds of
+    wall time a few trial steps (into the scratch buffer, results discarded) are timed
+    with one thread and with all of them, and the faster is kept. With ``threads`` given,
+    that number is used throughout.
+    """
+
+    def __init__(self, threads: int | None, interval: float = 20.0, trials: int = 3):
+        self.max = numba.config.NUMBA_NUM_THREADS
+        self.fixed = threads
+        if threads is not None:
+            if not (isinstance(threads, int) and 1 <= threads <= self.max):
+                raise ScenarioError(
+                    f"threads must be a whole number from 1 to {self.max}, got {threads!r}"
+                )
+            numba.set_num_threads(threads)
+        self.interval = interval
+        self.trials = trials
+        self.next = 0.0
+        self.chosen: list[int] = []
+
+    def due(self) -> bool:
+        return self.fixed is None and self.max > 1 and time.perf_counter() >= self.next
+
+    def choose(self, kernel, args) -> None:
+        best = None
+        for n in (1, self.max):
+            numba.set_num_threads(n)
+            kernel(*args)  # let the threads wake up
+            t = min(_timed(kernel, args) for _ in range(self.trials))
+            if best is None or t < best[0]:
+                best = (t, n)
+        numba.set_num_threads(best[1])
+        self.chosen.append(best[1])
+        self.next = time.perf_counter() + self.interval
+
+    def summary(self):
+        if self.fixed is not None or not self.chosen:
+            return numba.get_num_threads()
+        return max(set(self.chosen), key=self.chosen.count)
+
+
+def _timed(fn, args) -> float:
+    t0 = time.perf_counter()
+    fn(*args)
+    return time.perf_counter() - t0
 
 
 def _progress(total: float, enabled: bool):
@@ -327,6 +413,7 @@ def simulate(
     checkpoint: str | Path | None = None,
     checkpoint_interval: float = 60.0,
     resume: bool = False,
+    threads: int | None = None,
 ) -> Result:
     """Run a protocol on a model.
 
@@ -354,6 +441,9 @@ def simulate(
         Save the state there every ``checkpoint_interval`` seconds of wall time.
     resume : bool
         Continue from ``checkpoint`` if it exists.
+    threads : int, optional
+        Number of threads for the kernels; default: chosen and re-checked while running
+        (see :class:`_ThreadChooser`).
 
     Returns
     -------
@@ -473,13 +563,15 @@ def simulate(
             },
         )
         fill_ghosts(st.T, f.k, kinds, values, hcoefs, h)
-        _record(st, 0.0, -1, 0.0, sensor_set, nerves)
+        _record(st, 0.0, -1, 0.0, sensor_set, nerves, ())
         st.next_sample = sample_interval
 
     T = st.T
     T_new = np.empty_like(T)
     Q = np.empty(grid.shape)
     labels = model.labels
+    _warm_up()
+    chooser = _ThreadChooser(threads)
     cold_limit = -math.inf if limits.cold_C is None else limits.cold_C
     t_kernel = t_damage = 0.0
     steps0 = st.total_steps  # steps already done before a resume
@@ -529,21 +621,14 @@ def simulate(
                     for b in dynamic:
                         power += b.deposit(Q, Tin, st.t)
                     Qs = Q
+                step_args = (
+                    T, f.k, f.inv_rhoc, st.W, Qs, blood_T, dt_phase, h, T_new,
+                    labels, f.phase, phase_change,
+                )  # fmt: skip
+                if chooser.due():
+                    chooser.choose(pennes_step, step_args)
                 c0 = time.perf_counter()
-                tmax, tmin, finite = pennes_step(
-                    T,
-                    f.k,
-                    f.inv_rhoc,
-                    st.W,
-                    Qs,
-                    blood_T,
-                    dt_phase,
-                    h,
-                    T_new,
-                    labels,
-                    f.phase,
-                    phase_change,
-                )
+                tmax, tmin, finite = pennes_step(*step_args)
                 c1 = time.perf_counter()
                 if not finite or tmax > T_RUNAWAY[1] or tmin < T_RUNAWAY[0]:
                     raise SimulationError(
@@ -604,7 +689,7 @@ def simulate(
                         cut_now = True
                 last = st.step == n_steps[p_i]
                 if st.t >= st.next_sample - 1e-9 * sample_interval or last or cut_now:
-                    _record(st, st.t, p_i, power, sensor_set, nerves)
+                    _record(st, st.t, p_i, power, sensor_set, nerves, srcs)
                     while st.next_sample <= st.t + 1e-9 * sample_interval:
                         st.next_sample += sample_interval
                 now = time.perf_counter()
@@ -649,11 +734,18 @@ def simulate(
                 ((st.total_steps - steps0) * grid.size / wall) if wall > 0 else 0.0
             ),
             "resumed_from_s": resumed_from,
+            "threads": chooser.summary(),
         },
     )
 
 
-def _record(st: _State, t, phase_index, power, sensor_set, nerves) -> None:
+def _record(st: _State, t, phase_index, power, sensor_set, nerves, sources) -> None:
+    tel = {}
+    for b in sources:
+        report = getattr(b, "telemetry", None)
+        if report is not None:
+            tel.update({f"{b.name}_{k}": float(v) for k, v in report().items()})
+    st.telemetry.append(tel)
     s = st.samples
     s["time"].append(t)
     s["phase"].append(phase_index)
@@ -709,12 +801,19 @@ def _build_result(model, phases, st, sensor_set, tcs, nerves, limits, n_steps, d
         sensors={tc.name: tc_arr[:, n] for n, tc in enumerate(tcs)},
         nerve_max_trace={name: nmax[:, n] for n, name in enumerate(nerves.names)},
         nerve_min_trace={name: nmin[:, n] for n, name in enumerate(nerves.names)},
+        telemetry=_telemetry_columns(st.telemetry),
         thermocouples=tc_summ,
         nerves=nerve_summ,
         limits=limits,
         phases=summaries,
         timing=timing,
     )
+
+
+def _telemetry_columns(rows: list[dict]) -> dict[str, np.ndarray]:
+    """One array per telemetry key over all samples (NaN where a source was not active)."""
+    keys = list(dict.fromkeys(k for r in rows for k in r))
+    return {k: np.array([r.get(k, np.nan) for r in rows], dtype=float) for k in keys}
 
 
 def _padded_index(flat_interior: np.ndarray, shape) -> np.ndarray:
