@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -91,7 +90,8 @@ def test_run_writes_the_file_contract(tmp_path, capsys):
     assert rep["timing"]["voxel_updates_per_s"] > 0
     txt = (out / "report.txt").read_text(encoding="utf-8")
     assert txt.startswith("VERDICT: ")
-    assert "spinal_cord" in txt and "Assumptions that matter" in txt
+    assert "spinal_cord" in txt
+    assert "Assumptions that matter" in txt
     ts = read_timeseries_csv(out / "timeseries.csv")
     assert {"time_s", "phase", "power_W", "tc_epidural_C", "nerve_spinal_cord_max_C"} <= set(ts)
     assert ts["time_s"][-1] == pytest.approx(180.0)
@@ -110,7 +110,8 @@ def test_fail_verdict_and_strict_exit_code(tmp_path):
     failing = [n for n, v in rep["nerves"].items() if v["verdict"] == "FAIL"]
     assert failing
     v = rep["nerves"][failing[0]]
-    assert v["max_temperature_C"] > 45 and v["first_crossing_s"] is not None
+    assert v["max_temperature_C"] > 45
+    assert v["first_crossing_s"] is not None
     assert v["time_above_threshold_s"] > 0
     assert main(["run", str(path), "--out", str(tmp_path / "o2"), "-q", "--strict"]) == 1
 
@@ -121,7 +122,8 @@ def test_cutoff_is_reported(tmp_path):
     assert main(["run", str(path), "--out", str(out), "-q"]) == 0
     rep = json.loads((out / "report.json").read_text(encoding="utf-8"))
     cut = rep["thermocouples"]["epidural"]["cutoff_at_s"]
-    assert cut is not None and 0 < cut < 300
+    assert cut is not None
+    assert 0 < cut < 300
     assert rep["phases"][0]["cutoff_at_s"] == cut
     assert rep["phases"][0]["energy_J"] == pytest.approx(4.0 * cut, rel=0.02)
     assert "cut-off at" in (out / "report.txt").read_text(encoding="utf-8")
@@ -166,7 +168,8 @@ def test_missing_scenario_file(tmp_path, capsys):
 
 def test_examples_are_listed_and_valid(capsys):
     names = list_examples()
-    assert "vertebra-demo" in names and "sphere-validation" in names
+    assert "vertebra-demo" in names
+    assert "sphere-validation" in names
     assert main(["examples"]) == 0
     assert "vertebra-demo" in capsys.readouterr().out
     assert main(["examples", "vertebra-demo"]) == 0
@@ -235,9 +238,9 @@ def test_help_teaches():
         text=True,
         check=True,
     )
-    assert "report.json" in r.stdout and "tip_mm" in r.stdout
+    assert "report.json" in r.stdout
+    assert "tip_mm" in r.stdout
 
 
 def test_example_path_is_a_file():
     assert example_path("vertebra-demo").is_file()
-    assert shutil.which("python") or True

@@ -48,8 +48,10 @@ def test_point_outside_the_grid_names_it_and_the_bounds():
     with pytest.raises(ScenarioError) as exc:
         g.world_to_index((0.0, 0.05, 0.0), name="thermocouple 'epidural'")
     msg = str(exc.value)
-    assert "thermocouple 'epidural'" in msg and "[0.0, 50.0, 0.0] mm" in msg
-    assert "outside the grid" in msg and "np.float64" not in msg
+    assert "thermocouple 'epidural'" in msg
+    assert "[0.0, 50.0, 0.0] mm" in msg
+    assert "outside the grid" in msg
+    assert "np.float64" not in msg
 
 
 def test_grid_too_big_for_memory_is_refused_before_allocating():
