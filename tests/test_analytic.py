@@ -50,6 +50,28 @@ def _slab_model(n, length, lib, *, tissues=("muscle",), split=None, x0_temperatu
     return ab.Model(grid, labels, structures, lib, boundary)
 
 
+def _settled_slab_errors(sizes, length, lib, exact_theta, **slab):
+    """Max error against the exact steady profile at each resolution, after settling.
+
+    Each run starts near the answer and settles for 12000 s, more than 20 time constants
+    of the slowest mode, so what is left is the discretisation error.
+    """
+    spacings, errors = [], []
+    for n in sizes:
+        model = _slab_model(n, length, lib, **slab)
+        exact = exact_theta(model.grid.axes()[0])
+        init = np.broadcast_to((37.0 + exact)[:, None, None], model.grid.shape)
+        res = ab.simulate(
+            model,
+            [ab.Phase("settle", 12000.0)],
+            initial_temperature=init,
+            perfusion_shutdown=FIXED_PERFUSION,
+        )
+        errors.append(np.abs(res.temperature[:, 0, 0] - 37.0 - exact).max())
+        spacings.append(model.grid.spacing)
+    return spacings, errors
+
+
 def _m(lib, tissue):
     t = lib[tissue]
     return np.sqrt(t.perfusion_coefficient(lib.blood) / t.conductivity_W_mK)
@@ -62,22 +84,9 @@ def test_steady_perfused_slab_converges_at_second_order():
     m = _m(lib, "muscle")
     # 1/m = 13.97 mm for IT'IS muscle (physics.md §4a)
     assert 1 / m == pytest.approx(13.97e-3, rel=2e-3)
-    spacings, errors = [], []
-    for n in (15, 30, 60):
-        model = _slab_model(n, length, lib)
-        x = model.grid.axes()[0]
-        exact = slab_steady(x, theta0, m, length)
-        # start near the answer; 12000 s is > 20 of the slowest modes' time constants
-        init = np.broadcast_to((37.0 + exact)[:, None, None], model.grid.shape)
-        res = ab.simulate(
-            model,
-            [ab.Phase("settle", 12000.0)],
-            initial_temperature=init,
-            perfusion_shutdown=FIXED_PERFUSION,
-        )
-        err = np.abs(res.temperature[:, 0, 0] - 37.0 - exact).max()
-        spacings.append(model.grid.spacing)
-        errors.append(err)
+    spacings, errors = _settled_slab_errors(
+        (15, 30, 60), length, lib, lambda x: slab_steady(x, theta0, m, length)
+    )
     order = observed_order(spacings, errors)
     assert abs(order - 2) < ORDER_TOL, (errors, order)
     assert errors[-1] < 2e-3 * theta0
@@ -91,21 +100,14 @@ def test_two_layer_slab_converges_and_keeps_flux_continuity():
     s = 0.012
     k1, k2 = lib["muscle"].conductivity_W_mK, lib["cortical_bone"].conductivity_W_mK
     m1, m2 = _m(lib, "muscle"), _m(lib, "cortical_bone")
-    spacings, errors = [], []
-    for n in (10, 20, 40):
-        model = _slab_model(n, length, lib, tissues=("muscle", "cortical_bone"), split=s)
-        x = model.grid.axes()[0]
-        exact = two_layer_steady(x, theta0, length, s, k1, m1, k2, m2)
-        init = np.broadcast_to((37.0 + exact)[:, None, None], model.grid.shape)
-        res = ab.simulate(
-            model,
-            [ab.Phase("settle", 12000.0)],
-            initial_temperature=init,
-            perfusion_shutdown=FIXED_PERFUSION,
-        )
-        err = np.abs(res.temperature[:, 0, 0] - 37.0 - exact).max()
-        spacings.append(model.grid.spacing)
-        errors.append(err)
+    spacings, errors = _settled_slab_errors(
+        (10, 20, 40),
+        length,
+        lib,
+        lambda x: two_layer_steady(x, theta0, length, s, k1, m1, k2, m2),
+        tissues=("muscle", "cortical_bone"),
+        split=s,
+    )
     order = observed_order(spacings, errors)
     assert abs(order - 2) < ORDER_TOL, (errors, order)
 

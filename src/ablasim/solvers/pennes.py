@@ -93,16 +93,21 @@ def _divergence(T, k, i, j, m):
 
 
 @jit_inline
+def _rhs(T, k, W, Q, t_art, inv_h2, i, j, m):
+    """div(k grad T) + W (T_a - T) + Q at voxel (i, j, m) [W/m^3] (padded indices)."""
+    return (
+        _divergence(T, k, i, j, m) * inv_h2
+        + W[i - 1, j - 1, m - 1] * (t_art - T[i, j, m])
+        + Q[i - 1, j - 1, m - 1]
+    )
+
+
+@jit_inline
 def _row_plain(T, k, inv_rhoc, W, Q, t_art, dt, inv_h2, out, i, j):
     """One z-row of the plain heat-equation update (a loop LLVM vectorises)."""
     for m in range(1, out.shape[2] - 1):
-        tc = T[i, j, m]
-        rhs = (
-            _divergence(T, k, i, j, m) * inv_h2
-            + W[i - 1, j - 1, m - 1] * (t_art - tc)
-            + Q[i - 1, j - 1, m - 1]
-        )
-        out[i, j, m] = tc + dt * inv_rhoc[i - 1, j - 1, m - 1] * rhs
+        rhs = _rhs(T, k, W, Q, t_art, inv_h2, i, j, m)
+        out[i, j, m] = T[i, j, m] + dt * inv_rhoc[i - 1, j - 1, m - 1] * rhs
 
 
 @jit_inline
@@ -110,11 +115,7 @@ def _row_phase(T, k, W, Q, t_art, dt, inv_h2, out, labels, phase, i, j):
     """One z-row of the enthalpy update with latent heat."""
     for m in range(1, out.shape[2] - 1):
         tc = T[i, j, m]
-        rhs = (
-            _divergence(T, k, i, j, m) * inv_h2
-            + W[i - 1, j - 1, m - 1] * (t_art - tc)
-            + Q[i - 1, j - 1, m - 1]
-        )
+        rhs = _rhs(T, k, W, Q, t_art, inv_h2, i, j, m)
         lab = labels[i - 1, j - 1, m - 1]
         rc = phase[lab, 0]
         rcf = phase[lab, 1]
