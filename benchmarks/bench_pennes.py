@@ -7,6 +7,8 @@ by 15-35 % between runs, so only ratios within one run are meaningful):
 * the bound on voxel updates per second (MVUPS) of the kernel: bandwidth / bytes the
   step must move per voxel (read T, k, 1/rho c, W, Q, write T' = 48 B in float64);
 * the fused numba kernel and the plain NumPy reference, median time per step;
+* the damage pass that follows every step (CEM43, Arrhenius, extremes), and the two
+  together: what one time step of a simulation costs;
 * the time to compile the kernel in a fresh process, cold and with the on-disk cache.
 
 Run:  python benchmarks/bench_pennes.py [--sizes 64 128 192] [--json out.json] [--quick]
@@ -25,6 +27,7 @@ import time
 import numba
 import numpy as np
 
+from ablasim.damage import accumulate_damage
 from ablasim.solvers import Boundary, fill_ghosts, pennes_step, pennes_step_numpy
 
 BYTES_PER_VOXEL = 6 * 8  # T, k, 1/rho c, W, Q read; T' written (float64)
@@ -128,6 +131,13 @@ def main(argv=None) -> dict:
         a = (T, k, inv_rhoc, W, Q, 37.0, 0.05, 5e-4, out, labels, phase, False)
         t_nb = time_step(pennes_step, a, args.repeats)
         t_np = time_step(pennes_step_numpy, a, args.numpy_repeats)
+        shape = (n, n, n)
+        dmg = (
+            out, 0.05, labels, np.array([np.log(7.39e39)]), np.array([2.577e5 / 8.314]),
+            np.full(shape, 40.0), np.full(shape, 37.0), np.zeros(shape), np.zeros(shape),
+            W.copy(), 4.6, 60.0, 39.0,
+        )  # fmt: skip
+        t_dmg = time_step(accumulate_damage, dmg, args.repeats)
         nv = n**3
         row = {
             "n": n,
@@ -137,6 +147,8 @@ def main(argv=None) -> dict:
             "numpy_ms": t_np * 1e3,
             "numpy_mvups": nv / t_np / 1e6,
             "speedup": t_np / t_nb,
+            "damage_ms": t_dmg * 1e3,
+            "step_with_damage_mvups": nv / (t_nb + t_dmg) / 1e6,
         }
         rows.append(row)
         print(

@@ -1,0 +1,21 @@
+"""The benchmark harness runs (tiny sizes), so it never rots."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_pennes.py"
+
+
+def test_bench_pennes_quick(tmp_path):
+    spec = importlib.util.spec_from_file_location("bench_pennes", BENCH)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    res = mod.main(["--quick", "--json", str(tmp_path / "b.json")])
+    row = res["rows"][0]
+    assert res["stream_triad_GBs"] > 0
+    assert row["numba_mvups"] > 0
+    assert row["numpy_mvups"] > 0
+    assert row["step_with_damage_mvups"] > 0
+    assert (tmp_path / "b.json").stat().st_size > 100
