@@ -149,7 +149,11 @@ def _write_outputs(out, sc, built, result, analysis, report) -> list[Path]:
         cols.update({f"nerve_{n}_min_C": v for n, v in result.nerve_min_trace.items()})
     files.append(
         write_timeseries_csv(
-            out / "timeseries.csv", result.time, cols, phase_names=result.phase_of_sample
+            out / "timeseries.csv",
+            result.time,
+            cols,
+            phase_names=result.phase_of_sample,
+            digits=9,
         )
     )
 

@@ -180,15 +180,15 @@ def _sar_kernel(alpha, origin, h, pts, wts, a2, max_samples, out):  # pragma: no
                     px, py, pz = pts[p, 0], pts[p, 1], pts[p, 2]
                     dx, dy, dz = x - px, y - py, z - pz
                     r = math.sqrt(dx * dx + dy * dy + dz * dz)
-                    n = int(math.ceil(r / h))
+                    n = math.ceil(r / h)
                     n = max(1, min(n, max_samples))
                     step = 1.0 / n
                     A = 0.0
                     for s in range(n):
                         f = (s + 0.5) * step
-                        ii = int(math.floor((px + f * dx - origin[0]) / h + 0.5))
-                        jj = int(math.floor((py + f * dy - origin[1]) / h + 0.5))
-                        kk = int(math.floor((pz + f * dz - origin[2]) / h + 0.5))
+                        ii = math.floor((px + f * dx - origin[0]) / h + 0.5)
+                        jj = math.floor((py + f * dy - origin[1]) / h + 0.5)
+                        kk = math.floor((pz + f * dz - origin[2]) / h + 0.5)
                         ii = min(max(ii, 0), nx - 1)
                         jj = min(max(jj, 0), ny - 1)
                         kk = min(max(kk, 0), nz - 1)
@@ -228,7 +228,7 @@ def _line_source(tip, u, length, spacing) -> tuple[np.ndarray, np.ndarray]:
     sd = DISTAL_ROLLOFF * length
     sp = PROXIMAL_TAIL * length
     s_end = s_f + 3.0 * sp
-    n = max(8, int(math.ceil(s_end / spacing)) + 1)
+    n = max(8, math.ceil(s_end / spacing) + 1)
     s = np.linspace(0.0, s_end, n)
     width = np.where(s < s_f, sd, sp)
     w = np.exp(-0.5 * ((s - s_f) / width) ** 2)
@@ -266,7 +266,9 @@ def _check_map(sar, what: str, shape=None) -> np.ndarray:
     try:
         m = np.asarray(sar, dtype=np.float64)
     except (TypeError, ValueError):
-        raise ScenarioError(f"{what} must be an array of numbers, got {type(sar).__name__}") from None
+        raise ScenarioError(
+            f"{what} must be an array of numbers, got {type(sar).__name__}"
+        ) from None
     if m.ndim != 3:
         raise ScenarioError(f"{what} must be a 3D array of the grid's shape, got shape {m.shape}")
     if shape is not None and m.shape != tuple(shape):
@@ -436,9 +438,7 @@ class MicrowaveSource:
         pts, wts = _line_source(self.tip, self.direction, self.active_length, h)
         a = 0.5 * self.diameter
         out = np.empty(grid.shape)
-        _sar_kernel(
-            alpha, np.asarray(grid.origin), h, pts, wts, a * a, MAX_PATH_SAMPLES, out
-        )
+        _sar_kernel(alpha, np.asarray(grid.origin), h, pts, wts, a * a, MAX_PATH_SAMPLES, out)
         return out
 
     def bind(self, model: Model) -> _BoundMicrowave:
@@ -495,10 +495,7 @@ class _BoundMicrowave:
         if self._factor is None and np.max(np.abs(fs - 1.0)) <= RECOMPUTE_TOLERANCE:
             self._factor = fs  # still the 37 °C field
             return
-        if src.sar_map is not None:
-            w = self._base * fs
-        else:
-            w = src.raw_sar(self.model, T)
+        w = self._base * fs if src.sar_map is not None else src.raw_sar(self.model, T)
         self.q = self._scaled(w)
         self._factor = fs
         self.updates += 1
@@ -586,7 +583,8 @@ def from_scenario(
             return conv(v)
         except (ScenarioError, TypeError, ValueError) as exc:
             msg = str(exc)
-            err(key, msg[len("value ") :] if msg.startswith("value ") else msg + fix)
+            msg = msg[len("value ") :] if msg.startswith("value ") else msg + fix
+            err(key, msg if "got " in msg else f"{msg}, got {v!r}")
             return None
 
     def num(gt=0.0, le=None, fix=""):
@@ -636,8 +634,11 @@ def from_scenario(
     else:
         for key in ("tip_mm", "direction"):
             if key not in table:
-                err(key, "is required (or give sar_map = FILE); e.g. tip_mm = [0, 5, 0], "
-                    "direction = [0, 1, 0]")
+                err(
+                    key,
+                    "is required (or give sar_map = FILE); e.g. tip_mm = [0, 5, 0], "
+                    "direction = [0, 1, 0]",
+                )
     if errors:
         raise ScenarioError("\n".join(errors))
     return MicrowaveSource(

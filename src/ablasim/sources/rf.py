@@ -1,0 +1,750 @@
+"""Radiofrequency (RF) ablation: electrodes, the electric potential, σ(T), the generator.
+
+Model (physics.md §3.1) and its validity range:
+
+* Quasi-static conduction at 450–500 kHz: ∇·(σ(T)∇V) = 0, Q = σ|∇V|², solved by
+  :mod:`ablasim.solvers.potential` (second-order embedded electrodes, harmonic-mean face
+  conductances, Joule heat from the discrete link currents so ∫Q dV = V·I exactly).
+  No capacitive effects, no electrode–tissue interface impedance, no vaporisation other
+  than the conductivity roll-off below; the probe's metal and plastic are not modelled
+  thermally (the needle voxels are tissue, or held at the coolant temperature).
+* σ(T) = σ₀ [1 + a (T − 37 °C)] per tissue (library keys ``electrical_conductivity_S_m``,
+  ``electrical_conductivity_coeff_per_K``; Irastorza tutorial, MITA-model 1.5 %/K,
+  physics.md §1.2). Roll-off (desiccation) with the MITA-model convention: linear drop
+  from σ(100 °C) to σ_vap = 10⁻² σ₀ over 100–105 °C, σ_vap above (the nominal value of the
+  MITA sensitivity study; its range reaches 10⁻⁴ σ₀). Reversible with temperature.
+* Geometry: each probe is a straight needle of ``diameter``; its distal ``active_length``
+  is the electrode (monopolar), or two electrodes of ``active_length`` separated by an
+  insulated ``gap`` (bipolar, distal one active, proximal one the return, as in bone RF
+  probes: Spinery 7 mm / 4 mm gap, physics.md §3.1). The shaft behind the electrodes is
+  an insulator up to the edge of the grid. Several probes of one design may share the
+  generator (``more_probes``): their active electrodes are in parallel.
+* Return path: monopolar – the dispersive pad is modelled as the grounded outer boundary
+  of the grid (all faces, or the named ones); bipolar – the proximal electrodes, outer
+  faces insulated.
+* Internally cooled probes: the voxels inside the electrodes and the gap are held at
+  ``coolant_C`` (a fixed wall temperature, one of the two options in physics.md §3.1).
+* Generator: constant power (the voltage is set so that the delivered power equals
+  ``power_W``) or temperature control (a PI loop on the probe sensor, set-point
+  ``target_C``, limited to ``max_power_W``, as bone RF systems run at 70 °C: OsteoCool,
+  physics.md §3.1). Impedance-triggered pauses: when the impedance exceeds the cut-off the
+  power is off for ``pause_s`` = 15 s (MITA-model default, physics.md §3.1).
+
+The potential is solved once per unit voltage and re-solved only when σ has changed by
+more than ``resolve_tolerance`` (max relative change over the grid, default 1 %) since the
+last solve; between solves Q is rescaled to the generator's power (Q ∝ V²), so the power
+put into the tissue is exactly the commanded one and the true power at the current σ is
+within about ``resolve_tolerance`` of it. The AMG hierarchy is cached and reused.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ..errors import ScenarioError, suggest
+from ..sensors import trilinear_weights
+from ..solvers._jit import jit, prange
+from ..solvers.boundary import FACE_NAMES
+from ..solvers.potential import (
+    SIGMA_VAP_FRACTION,
+    PotentialSystem,
+    conductivity_factor,
+    max_relative_change,
+)
+from .base import HeldTemperature
+
+if TYPE_CHECKING:
+    from ..model import Model
+
+__all__ = ["BODY_TEMPERATURE_C", "IMPEDANCE_PAUSE_S", "BoundRF", "RFSource", "from_scenario"]
+
+#: Set-points at or below this are refused (a heating generator cannot hold them) [°C].
+BODY_TEMPERATURE_C = 37.0
+#: Power-off time after an impedance cut-off (MITA-model default, physics.md §3.1) [s].
+IMPEDANCE_PAUSE_S = 15.0
+#: Tissues an electrode must not touch (as for any needle tip in scenario.py).
+FORBIDDEN_TISSUES = ("spinal_cord", "nerve", "csf")
+_MODES = ("monopolar", "bipolar")
+_CONTROLS = ("power", "temperature")
+
+
+def _num(value, what: str, *, gt: float | None = None, ge: float | None = None) -> float:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise ScenarioError(f"{what} must be a number, got {value!r}") from None
+    if isinstance(value, bool) or not math.isfinite(v):
+        raise ScenarioError(f"{what} must be a finite number, got {value!r}")
+    if gt is not None and v <= gt:
+        raise ScenarioError(f"{what} must be > {gt:g}, got {value!r}")
+    if ge is not None and v < ge:
+        raise ScenarioError(f"{what} must be >= {ge:g}, got {value!r}")
+    return v
+
+
+def _vec(value, what: str, *, direction: bool = False) -> tuple[float, float, float]:
+    a = np.asarray(value, dtype=float) if _is_seq(value) else np.full(1, np.nan)
+    if a.shape != (3,) or not np.all(np.isfinite(a)):
+        raise ScenarioError(f"{what} must be three finite numbers, got {value!r}")
+    if direction:
+        n = float(np.linalg.norm(a))
+        if n == 0:
+            raise ScenarioError(
+                f"{what} must not be all zeros (it is a direction), got {value!r}; "
+                "e.g. direction = [0, 1, 0]"
+            )
+        a = a / n
+    return tuple(float(v) for v in a)
+
+
+def _is_seq(v) -> bool:
+    if isinstance(v, str | bytes):
+        return False
+    try:
+        return all(isinstance(x, int | float) and not isinstance(x, bool) for x in v)
+    except TypeError:
+        return False
+
+
+@dataclass(frozen=True)
+class RFSource:
+    """An RF generator with one or more needle probes (positions and sizes in metres).
+
+    Parameters
+    ----------
+    tip : 3 floats
+        Distal end of the (first) probe [m].
+    direction : 3 floats
+        The way the needle points, from the skin towards the tip (any length).
+    active_length : float
+        Length of each electrode [m].
+    diameter : float
+        Needle diameter [m] (e.g. 1.65e-3 for 16 G).
+    mode : "monopolar" or "bipolar"
+    gap : float
+        Bipolar only: insulated length between the two electrodes [m].
+    cooled : bool
+        Internally cooled probe: electrode (and gap) voxels held at ``coolant_C``.
+    coolant_C : float
+        Coolant temperature [°C].
+    control : "power" or "temperature"
+    power_W : float
+        Set power [W] (power control).
+    target_C : float
+        Set-point of the probe sensor [°C] (temperature control), above 37 °C.
+    max_power_W : float, optional
+        Generator limit [W]; required for temperature control; for power control
+        defaults to ``power_W`` and must not be below it.
+    kp_W_per_K, ki_W_per_K_s : float
+        PI gains of the temperature controller [W/K], [W/(K s)]. Default 0.5 and 0.05:
+        tuned here (not from a device) so the sensor holds the set-point within 2 °C on
+        uncooled and cooled probes in soft tissue and bone; Kumru et al. 2022 use
+        Kp 40, Ki 0.01 and Irastorza Kp 280.78, Ki 0.5 in their own output units
+        (physics.md §3.1), which do not transfer.
+    sensor_offset : float, optional
+        Position of the controlling thermocouple beyond the tip along ``direction`` [m].
+        Default 0 (at the tip) for uncooled probes; 1 mm beyond the tip for cooled ones,
+        where the tip itself is at the coolant temperature [U: device thermocouple
+        positions not retrieved].
+    ground : "outer", None or sequence of face names
+        Monopolar return: grounded outer faces of the grid (default all of them);
+        ignored for bipolar probes (outer faces insulated).
+    impedance_cutoff_ohm : float, optional
+        Pause when the impedance exceeds this [Ω] (MITA-model: 120 Ω, for liver-sized
+        electrodes; physics.md §3.1).
+    impedance_rise : float, optional
+        Without an absolute cut-off: pause when the impedance exceeds this multiple of its
+        lowest value in the phase (default 2, our convention [U]: device rules not
+        retrieved). None with no absolute cut-off: never pause.
+    pause_s : float
+        Power-off time after a cut-off [s] (MITA default 15 s).
+    more_probes : sequence of (tip, direction)
+        Further probes of the same design on the same generator.
+    resolve_tolerance : float
+        Re-solve the potential when σ has changed by more than this (max relative
+        change over the grid) since the last solve.
+    name : str
+    """
+
+    tip: tuple[float, float, float]
+    direction: tuple[float, float, float]
+    active_length: float
+    diameter: float
+    mode: str = "monopolar"
+    gap: float = 0.0
+    cooled: bool = False
+    coolant_C: float = 20.0
+    control: str = "power"
+    power_W: float | None = None
+    target_C: float | None = None
+    max_power_W: float | None = None
+    kp_W_per_K: float = 0.5
+    ki_W_per_K_s: float = 0.05
+    sensor_offset: float | None = None
+    ground: Any = "outer"
+    impedance_cutoff_ohm: float | None = None
+    impedance_rise: float | None = 2.0
+    pause_s: float = IMPEDANCE_PAUSE_S
+    more_probes: tuple = ()
+    resolve_tolerance: float = 0.01
+    name: str = "rf"
+
+    def __post_init__(self) -> None:
+        n = f"source {self.name!r}"
+        set_ = object.__setattr__
+        set_(self, "tip", _vec(self.tip, f"{n} tip"))
+        set_(self, "direction", _vec(self.direction, f"{n} direction", direction=True))
+        if self.active_length == 0:
+            raise ScenarioError(
+                f"{n} active_length must be > 0 (a zero active length delivers no "
+                "current), got 0; e.g. active_length_mm = 10"
+            )
+        set_(self, "active_length", _num(self.active_length, f"{n} active_length", gt=0))
+        set_(self, "diameter", _num(self.diameter, f"{n} diameter", gt=0))
+        if self.mode not in _MODES:
+            raise ScenarioError(f"{n} mode {self.mode!r} is unknown{suggest(self.mode, _MODES)}")
+        set_(self, "gap", _num(self.gap, f"{n} gap", ge=0))
+        if self.mode == "bipolar" and self.gap <= 0:
+            raise ScenarioError(
+                f"{n}: a bipolar probe needs an insulated gap > 0 between its electrodes, "
+                f"got {self.gap!r}; e.g. gap_mm = 4 (Spinery 7 mm electrodes)"
+            )
+        set_(self, "coolant_C", _num(self.coolant_C, f"{n} coolant_C"))
+        if self.control not in _CONTROLS:
+            raise ScenarioError(
+                f"{n} control {self.control!r} is unknown{suggest(self.control, _CONTROLS)}"
+            )
+        if self.max_power_W is not None:
+            set_(
+                self,
+                "max_power_W",
+                _num(self.max_power_W, f"{n} max_power_W", gt=0),
+            )
+        if self.control == "power":
+            if self.power_W is None:
+                raise ScenarioError(f"{n}: power control needs power_W (> 0), e.g. power_W = 20")
+            set_(self, "power_W", _num(self.power_W, f"{n} power_W", gt=0))
+            if self.max_power_W is None:
+                set_(self, "max_power_W", self.power_W)
+            elif self.power_W > self.max_power_W:
+                raise ScenarioError(
+                    f"{n}: power_W {self.power_W:g} exceeds max_power_W {self.max_power_W:g}; "
+                    "lower the power or raise the generator limit"
+                )
+        else:
+            if self.target_C is None:
+                raise ScenarioError(
+                    f"{n}: temperature control needs target_C, e.g. target_C = 70 (OsteoCool)"
+                )
+            t = _num(self.target_C, f"{n} target_C")
+            if t <= BODY_TEMPERATURE_C:
+                raise ScenarioError(
+                    f"{n} target_C must be above body temperature ({BODY_TEMPERATURE_C:g} °C), "
+                    f"got {self.target_C!r}; bone RF systems run at 70 °C"
+                )
+            set_(self, "target_C", t)
+            if self.max_power_W is None:
+                raise ScenarioError(
+                    f"{n}: temperature control needs max_power_W (> 0), the generator limit, "
+                    "e.g. max_power_W = 20"
+                )
+        set_(self, "kp_W_per_K", _num(self.kp_W_per_K, f"{n} kp_W_per_K", ge=0))
+        set_(self, "ki_W_per_K_s", _num(self.ki_W_per_K_s, f"{n} ki_W_per_K_s", ge=0))
+        if self.sensor_offset is not None:
+            set_(self, "sensor_offset", _num(self.sensor_offset, f"{n} sensor_offset"))
+        if self.impedance_cutoff_ohm is not None:
+            set_(
+                self,
+                "impedance_cutoff_ohm",
+                _num(self.impedance_cutoff_ohm, f"{n} impedance_cutoff_ohm", gt=0),
+            )
+        if self.impedance_rise is not None:
+            set_(self, "impedance_rise", _num(self.impedance_rise, f"{n} impedance_rise", gt=1))
+        set_(self, "pause_s", _num(self.pause_s, f"{n} pause_s", gt=0))
+        set_(
+            self,
+            "resolve_tolerance",
+            _num(self.resolve_tolerance, f"{n} resolve_tolerance", gt=0),
+        )
+        probes = []
+        for i, pr in enumerate(self.more_probes):
+            try:
+                t, d = pr
+            except (TypeError, ValueError):
+                raise ScenarioError(
+                    f"{n} more_probes[{i}] must be a pair (tip, direction), got {pr!r}"
+                ) from None
+            probes.append(
+                (
+                    _vec(t, f"{n} more_probes[{i}] tip"),
+                    _vec(d, f"{n} more_probes[{i}] direction", direction=True),
+                )
+            )
+        set_(self, "more_probes", tuple(probes))
+        if self.mode == "monopolar":
+            g = self.ground
+            if g is None:
+                faces = ()
+            elif isinstance(g, str):
+                faces = FACE_NAMES if g in ("outer", "all") else (g,)
+            else:
+                faces = tuple(g)
+            for f in faces:
+                if f not in FACE_NAMES:
+                    raise ScenarioError(
+                        f"{n} ground face {f!r} is unknown{suggest(str(f), FACE_NAMES)}"
+                    )
+            if not faces:
+                raise ScenarioError(
+                    f"{n}: a monopolar probe needs a grounded face (the dispersive pad); "
+                    'use ground = "outer" or a list of faces such as ["y_min"]'
+                )
+            set_(self, "ground", tuple(faces))
+
+    # -- geometry -------------------------------------------------------------------------
+    def probes(self) -> tuple[tuple[np.ndarray, np.ndarray], ...]:
+        """(tip, unit direction) of every probe [m]."""
+        first = (np.asarray(self.tip), np.asarray(self.direction))
+        return (first, *((np.asarray(t), np.asarray(d)) for t, d in self.more_probes))
+
+    def segments(self) -> list[tuple[np.ndarray, np.ndarray, str, int]]:
+        """The parts of every probe, ``(proximal end, distal end, role, probe index)``
+        [m], role one of "active" (electrode 1), "return" (electrode 2, bipolar), "gap"
+        (insulated, between bipolar electrodes), "shaft" (insulated, to beyond the grid)."""
+        L, g = self.active_length, self.gap
+        out = []
+        for p, (tip, u) in enumerate(self.probes()):
+            back = tip - L * u
+            out.append((back, tip, "active", p))
+            if self.mode == "bipolar":
+                out.append((back - g * u, back, "gap", p))
+                out.append((back - (g + L) * u, back - g * u, "return", p))
+                back = back - (g + L) * u
+            out.append((back - 10.0 * u, back, "shaft", p))
+        return out
+
+    def bind(self, model: Model) -> BoundRF:
+        """Check the probes against the model, build the electrode geometry and the
+        potential system, and return the bound source."""
+        return BoundRF(self, model)
+
+
+def _segment_sdf(X, Y, Z, a, b, r):
+    """Signed distance to a capped cylinder from ``a`` to ``b`` of radius ``r`` [m]."""
+    d = b - a
+    L = float(np.linalg.norm(d))
+    u = d / L
+    dx, dy, dz = X - a[0], Y - a[1], Z - a[2]
+    s = dx * u[0] + dy * u[1] + dz * u[2]
+    rad = np.sqrt(np.maximum(dx * dx + dy * dy + dz * dz - s * s, 0.0))
+    dr = rad - r
+    ds = np.abs(s - 0.5 * L) - 0.5 * L
+    outside = np.sqrt(np.maximum(dr, 0.0) ** 2 + np.maximum(ds, 0.0) ** 2)
+    return outside + np.minimum(np.maximum(dr, ds), 0.0)
+
+
+@jit
+def _add_scaled(Q, a, q):  # pragma: no cover - compiled
+    nx, ny, nz = Q.shape
+    for i in prange(nx):
+        for j in range(ny):
+            for k in range(nz):
+                Q[i, j, k] += a * q[i, j, k]
+
+
+class BoundRF:
+    """An :class:`RFSource` bound to a model (see :mod:`ablasim.sources.base`)."""
+
+    static = False
+
+    def __init__(self, src: RFSource, model: Model):
+        self.src = src
+        self.name = src.name
+        grid = model.grid
+        h = grid.spacing
+        n = f"source {src.name!r}"
+        r = 0.5 * src.diameter
+        if r < 0.5 * math.sqrt(2) * h * 1.0001:
+            raise ScenarioError(
+                f"{n}: the needle diameter {src.diameter * 1e3:g} mm is too thin for the grid "
+                f"spacing {h * 1e3:g} mm (an electrode must contain voxel centres); use a "
+                f"spacing of at most {src.diameter / math.sqrt(2) * 1e3:.2g} mm"
+            )
+        bounds = np.asarray(grid.bounds)
+        X, Y, Z = grid.mesh()
+        kind = np.zeros(grid.shape, dtype=np.int32)
+        owner = np.full(grid.shape, -1, dtype=np.int32)
+        level = np.full(grid.shape, 1.0)  # far from every electrode: 1 m
+        blocked = np.zeros(grid.shape, dtype=bool)
+        cool = np.zeros(grid.shape, dtype=bool)
+        for i, (a, b, role, p) in enumerate(src.segments()):
+            what = f"{n} probe {p + 1}"
+            k = {"active": 1, "return": 2}.get(role, -1)
+            if k > 0:
+                for end in (a, b):
+                    if np.any(end - r < bounds[:, 0]) or np.any(end + r > bounds[:, 1]):
+                        raise ScenarioError(
+                            f"{what}: the electrode reaches outside the grid (end at "
+                            f"{[round(float(v) * 1e3, 2) for v in end]} mm, radius "
+                            f"{r * 1e3:g} mm; grid {[round(v * 1e3, 1) for v in bounds[:, 0]]} "
+                            f"to {[round(v * 1e3, 1) for v in bounds[:, 1]]} mm); the model "
+                            "has tissue only inside the grid: move the tip or enlarge the grid"
+                        )
+            sub = _box(grid, a, b, r)
+            xs, ys, zs = (X[sub[0]], Y[:, sub[1]], Z[:, :, sub[2]])
+            phi = _segment_sdf(xs, ys, zs, a, b, r)
+            inside = phi < 0
+            if k > 0:
+                if not inside.any():
+                    raise ScenarioError(
+                        f"{what}: the electrode contains no voxel centre; refine the grid"
+                    )
+                claimed = owner[sub] >= 0
+                if np.any(inside & claimed & (owner[sub] != i)):
+                    raise ScenarioError(
+                        f"{n}: electrodes overlap (probe {p + 1} runs into another "
+                        "electrode); move the probes apart"
+                    )
+                kind[sub][inside] = k
+                owner[sub][inside] = i
+                np.minimum(level[sub], phi, out=level[sub])
+                if src.cooled:
+                    cool[sub] |= inside
+            else:
+                blocked[sub] |= inside
+                if src.cooled and role == "gap":
+                    cool[sub] |= inside  # the bipolar gap is part of the cooled tip
+        # the parts of one probe are disjoint along its axis, so a shared voxel means a
+        # needle crossing another probe's electrode
+        if np.any(blocked & (kind > 0)):
+            raise ScenarioError(
+                f"{n}: a needle shaft crosses an electrode of another probe; the probes "
+                "overlap, move them apart"
+            )
+        kind[blocked & (kind == 0)] = -1
+        labels = model.labels
+        for s_i, s in enumerate(model.structures):
+            if s.tissue in FORBIDDEN_TISSUES and np.any((labels == s_i) & (kind > 0)):
+                raise ScenarioError(
+                    f"{n}: an electrode lies in {s.tissue} ({s.name}), which RF must not "
+                    "touch; move the probe"
+                )
+        try:
+            self.system = PotentialSystem(
+                kind,
+                [1.0, 0.0] if src.mode == "bipolar" else [1.0],
+                h,
+                level=level,
+                ground=None if src.mode == "bipolar" else src.ground,
+            )
+        except ValueError as exc:
+            raise ScenarioError(
+                f"{n}: {exc}; increase the gap or refine the grid spacing"
+            ) from None
+        self.h = h
+        self.sigma0 = model.field("electrical_conductivity_S_m")
+        if np.any(self.sigma0[kind == 0] <= 0):
+            raise ScenarioError(f"{n}: a tissue has electrical conductivity <= 0")
+        self.coeff = model.field("electrical_conductivity_coeff_per_K")
+        self.sigma = np.empty(grid.shape)
+        self.T_ref = np.empty(grid.shape)
+        self.q_unit = np.zeros(grid.shape)
+        self.G = math.nan  # conductance at 1 V [S] = 1/impedance
+        self.kind = kind
+        held = np.flatnonzero(cool)
+        self._held = (
+            HeldTemperature(held, np.full(held.size, src.coolant_C)) if src.cooled else None
+        )
+        off = src.sensor_offset
+        if off is None:
+            off = 1e-3 if src.cooled else 0.0
+        self.sensors = []
+        for p, (tip, u) in enumerate(src.probes()):
+            pt = tip + off * u
+            idx, w = trilinear_weights(grid, pt, name=f"{n} probe {p + 1} sensor")
+            self.sensors.append((tuple(idx.T), w))
+        self.body_C = model.tissues.blood.temperature_C
+        # generator state
+        self._t_last = None
+        self._integral = 0.0
+        self._paused_until = -math.inf
+        self._z_min = math.inf
+        self._power = 0.0
+        self._tip = math.nan
+        self.pauses = 0
+
+    # -- protocol -------------------------------------------------------------------------
+    def held(self) -> HeldTemperature | None:
+        return self._held
+
+    def _solve(self, T: np.ndarray) -> None:
+        conductivity_factor(T, self.coeff, self.sigma, vap_fraction=SIGMA_VAP_FRACTION)
+        self.sigma *= self.sigma0
+        V = self.system.solve(self.sigma)
+        q = self.system.joule_heating(self.sigma, V)
+        self.G = float(self.system.currents(self.sigma, V)[0])
+        self.q_unit = q / (q.sum() * self.h**3)
+        self.T_ref[...] = T
+
+    def tip_temperature(self, T: np.ndarray) -> float:
+        """Hottest probe sensor [°C] (trilinear at the tip, or beyond it for cooled tips)."""
+        return max(float(T[idx] @ w) for idx, w in self.sensors)
+
+    def deposit(self, Q: np.ndarray, T: np.ndarray, t: float) -> float:
+        src = self.src
+        dt = 0.0 if self._t_last is None else max(t - self._t_last, 0.0)
+        if self._t_last is None or (
+            max_relative_change(T, self.T_ref, self.coeff) > src.resolve_tolerance
+        ):
+            self._solve(T)
+        self._t_last = t
+        z = 1.0 / self.G
+        self._tip = self.tip_temperature(T)
+        # impedance-triggered pause
+        paused = t < self._paused_until
+        if not paused:
+            self._z_min = min(self._z_min, z)
+            limit = src.impedance_cutoff_ohm
+            if limit is None and src.impedance_rise is not None:
+                limit = src.impedance_rise * self._z_min
+            if limit is not None and z > limit:
+                self._paused_until = t + src.pause_s
+                self.pauses += 1
+                paused = True
+        if paused:
+            p = 0.0
+        elif src.control == "power":
+            p = src.power_W
+        else:
+            e = src.target_C - self._tip
+            p_max = src.max_power_W
+            trial = src.kp_W_per_K * e + src.ki_W_per_K_s * (self._integral + e * dt)
+            # conditional integration (anti-windup): integrate unless it pushes further
+            # into the power limit
+            if not ((trial >= p_max and e > 0) or (trial <= 0 and e < 0)):
+                self._integral += e * dt
+            p = src.kp_W_per_K * e + src.ki_W_per_K_s * self._integral
+            p = min(max(p, 0.0), p_max)
+        self._power = p
+        if p > 0:
+            _add_scaled(Q, p, self.q_unit)
+        return p
+
+    def telemetry(self) -> dict[str, float]:
+        """Delivered power [W], voltage [V], impedance [Ω], probe sensor [°C], solves."""
+        g = self.G
+        return {
+            "power_W": self._power,
+            "voltage_V": math.sqrt(self._power / g) if g > 0 else 0.0,
+            "impedance_ohm": 1.0 / g if g > 0 else math.inf,
+            "tip_C": self._tip,
+            "solves": float(self.system.solves),
+        }
+
+
+def _box(grid, a, b, r):
+    """Index slices of the voxels within ``r`` + 2 voxels of the segment a–b."""
+    h = grid.spacing
+    o = np.asarray(grid.origin)
+    lo = np.minimum(a, b) - r - 2 * h
+    hi = np.maximum(a, b) + r + 2 * h
+    i0 = np.clip(np.floor((lo - o) / h).astype(int), 0, np.asarray(grid.shape))
+    i1 = np.clip(np.ceil((hi - o) / h).astype(int) + 1, 0, np.asarray(grid.shape))
+    return tuple(slice(int(i0[d]), int(i1[d])) for d in range(3))
+
+
+# -- scenario tables -------------------------------------------------------------------------
+_KEYS = (
+    "kind",
+    "name",
+    "mode",
+    "tip_mm",
+    "direction",
+    "active_length_mm",
+    "diameter_mm",
+    "gap_mm",
+    "cooled",
+    "coolant_C",
+    "control",
+    "ground",
+    "sensor_offset_mm",
+    "impedance_cutoff_ohm",
+    "impedance_rise",
+    "pause_s",
+    "more_probes",
+    "resolve_tolerance",
+)
+_CONTROL_KEYS = ("kind", "power_W", "target_C", "max_power_W", "kp_W_per_K", "ki_W_per_K_s")
+
+
+def from_scenario(table: Mapping, *, path: str) -> RFSource:
+    """An :class:`RFSource` from a raw ``[[phase.source]]`` TOML table (``kind = "rf"``).
+
+    Lengths in mm (``tip_mm``, ``active_length_mm``, ``diameter_mm``, ``gap_mm``,
+    ``sensor_offset_mm``), ``control = {kind = "power" | "temperature", power_W |
+    target_C, max_power_W, kp_W_per_K, ki_W_per_K_s}``, ``more_probes = [{tip_mm,
+    direction}, ...]``. Every problem is reported at once, each line naming
+    ``f"{path}.{key}"``, the value and the fix.
+
+    Raises
+    ------
+    ScenarioError
+    """
+    errs: list[str] = []
+
+    def err(key: str, msg: str) -> None:
+        errs.append(f"{path}.{key}: {msg}")
+
+    if not isinstance(table, Mapping):
+        raise ScenarioError(f"{path}: must be a table, got {table!r}")
+    for key in table:
+        if key not in _KEYS:
+            err(key, "unknown key" + suggest(str(key), _KEYS))
+    kw: dict[str, Any] = {}
+
+    def number(key, *, gt=None, ge=None, scale=1.0, required=False, tab=table, pre=""):
+        if key not in tab:
+            if required:
+                err(pre + key, "is required")
+            return None
+        v = tab[key]
+        if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
+            err(pre + key, f"must be a finite number, got {v!r}")
+            return None
+        if gt is not None and v <= gt:
+            err(pre + key, f"must be > {gt:g}, got {v!r}")
+            return None
+        if ge is not None and v < ge:
+            err(pre + key, f"must be >= {ge:g}, got {v!r}")
+            return None
+        return float(v) * scale
+
+    def vector(key, *, tab=table, pre="", direction=False):
+        if key not in tab:
+            err(pre + key, "is required")
+            return None
+        v = tab[key]
+        if not (isinstance(v, list) and len(v) == 3 and _is_seq(v)):
+            err(pre + key, f"must be a list of 3 numbers, got {v!r}")
+            return None
+        if direction and all(x == 0 for x in v):
+            err(pre + key, "must not be all zeros (it is a direction); e.g. [0, 1, 0]")
+            return None
+        return tuple(float(x) for x in v)
+
+    name = table.get("name", "rf")
+    if not isinstance(name, str):
+        err("name", f"must be a string, got {name!r}")
+        name = "rf"
+    kw["name"] = name
+    mode = table.get("mode", "monopolar")
+    if mode not in _MODES:
+        err("mode", f"{mode!r} is not one of {list(_MODES)}" + suggest(str(mode), _MODES))
+    kw["mode"] = mode
+    tip = vector("tip_mm")
+    kw["tip"] = None if tip is None else tuple(v * 1e-3 for v in tip)
+    kw["direction"] = vector("direction", direction=True)
+    if "active_length_mm" in table and table["active_length_mm"] == 0:
+        err("active_length_mm", "must be > 0 (a zero active length delivers no current)")
+    else:
+        kw["active_length"] = number("active_length_mm", gt=0, scale=1e-3, required=True)
+    kw["diameter"] = number("diameter_mm", gt=0, scale=1e-3, required=True)
+    if mode == "bipolar":
+        kw["gap"] = number("gap_mm", gt=0, scale=1e-3, required=True)
+    elif "gap_mm" in table:
+        err("gap_mm", 'only a bipolar probe has a gap; remove it or set mode = "bipolar"')
+    cooled = table.get("cooled", False)
+    if not isinstance(cooled, bool):
+        err("cooled", f"must be true or false, got {cooled!r}")
+    kw["cooled"] = bool(cooled)
+    c = number("coolant_C")
+    if c is not None:
+        kw["coolant_C"] = c
+    for key, field_, scale, lim in (
+        ("sensor_offset_mm", "sensor_offset", 1e-3, {}),
+        ("impedance_cutoff_ohm", "impedance_cutoff_ohm", 1.0, {"gt": 0}),
+        ("impedance_rise", "impedance_rise", 1.0, {"gt": 1}),
+        ("pause_s", "pause_s", 1.0, {"gt": 0}),
+        ("resolve_tolerance", "resolve_tolerance", 1.0, {"gt": 0}),
+    ):
+        v = number(key, scale=scale, **lim)
+        if v is not None:
+            kw[field_] = v
+    if "ground" in table:
+        g = table["ground"]
+        ok = g == "outer" or (
+            isinstance(g, list) and g and all(isinstance(f, str) and f in FACE_NAMES for f in g)
+        )
+        if not ok:
+            err(
+                "ground",
+                f'must be "outer" or a list of faces from {list(FACE_NAMES)}, got {g!r}',
+            )
+        elif mode == "bipolar":
+            err("ground", "a bipolar probe returns through its own electrode; remove ground")
+        else:
+            kw["ground"] = g if g == "outer" else tuple(g)
+    probes = table.get("more_probes", [])
+    if not isinstance(probes, list):
+        err("more_probes", "must be an array of tables [{tip_mm = [...], direction = [...]}]")
+        probes = []
+    mp = []
+    for i, pr in enumerate(probes):
+        pre = f"more_probes[{i}]."
+        if not isinstance(pr, Mapping):
+            err(f"more_probes[{i}]", f"must be a table, got {pr!r}")
+            continue
+        for key in pr:
+            if key not in ("tip_mm", "direction"):
+                err(pre + key, "unknown key" + suggest(str(key), ("tip_mm", "direction")))
+        t = vector("tip_mm", tab=pr, pre=pre)
+        d = vector("direction", tab=pr, pre=pre, direction=True)
+        if t is not None and d is not None:
+            mp.append((tuple(v * 1e-3 for v in t), d))
+    kw["more_probes"] = tuple(mp)
+    ctl = table.get("control")
+    if not isinstance(ctl, Mapping):
+        err(
+            "control",
+            'is required: a table such as { kind = "temperature", target_C = 70, '
+            'max_power_W = 20 } or { kind = "power", power_W = 20 }',
+        )
+    else:
+        for key in ctl:
+            if key not in _CONTROL_KEYS:
+                err("control." + key, "unknown key" + suggest(str(key), _CONTROL_KEYS))
+        ck = ctl.get("kind")
+        if ck not in _CONTROLS:
+            err("control.kind", f"{ck!r} is not one of {list(_CONTROLS)}")
+        kw["control"] = ck
+        pre = "control."
+        mx = number("max_power_W", gt=0, tab=ctl, pre=pre, required=ck == "temperature")
+        kw["max_power_W"] = mx
+        if ck == "power":
+            kw["power_W"] = number("power_W", gt=0, tab=ctl, pre=pre, required=True)
+            if kw["power_W"] is not None and mx is not None and kw["power_W"] > mx:
+                err("control.power_W", f"{kw['power_W']:g} W exceeds max_power_W {mx:g} W")
+        elif ck == "temperature":
+            tc = number("target_C", tab=ctl, pre=pre, required=True)
+            if tc is not None and tc <= BODY_TEMPERATURE_C:
+                err(
+                    "control.target_C",
+                    f"must be above body temperature ({BODY_TEMPERATURE_C:g} °C), got "
+                    f"{tc:g}; bone RF systems run at 70 °C",
+                )
+            kw["target_C"] = tc
+        for key in ("kp_W_per_K", "ki_W_per_K_s"):
+            v = number(key, ge=0, tab=ctl, pre=pre)
+            if v is not None:
+                kw[key] = v
+    if errs:
+        raise ScenarioError("\n".join(errs))
+    try:
+        return RFSource(**kw)
+    except ScenarioError as exc:
+        raise ScenarioError(f"{path}: {exc}") from None
