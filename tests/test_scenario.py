@@ -302,10 +302,10 @@ def test_unknown_source_kind():
 
 
 def test_planned_source_kind_is_refused_clearly():
-    msg = _error(_edit(VALIDATION, 'kind = "volumetric"', 'kind = "rf"'))
+    msg = _error(_edit(VALIDATION, 'kind = "volumetric"', 'kind = "cryo"'))
     assert "phase[0].source[0].kind" in msg
-    assert "'rf' is not implemented" in msg
-    assert 'kind = "volumetric"' in msg
+    assert "'cryo' is not implemented" in msg
+    assert 'kind = "rf", "microwave" or "volumetric"' in msg
 
 
 @pytest.mark.parametrize(
@@ -576,3 +576,44 @@ def test_shipped_example_parses_and_builds(path):
     built = sc.build()
     assert built.phases
     assert all(math.isfinite(p.duration) and p.duration > 0 for p in built.phases)
+
+
+MICROWAVE_SOURCE = """kind = "microwave"
+tip_mm = [0, 0, 5]
+direction = [0, 0, 1]
+active_length_mm = 10
+frequency_MHz = 2450
+power_W = 20"""
+
+VOLUMETRIC_SOURCE = """kind = "volumetric"
+shape = "sphere"
+center_mm = [0, 0, 0]
+radius_mm = 5
+power_W = 0.5"""
+
+
+def test_microwave_source_builds_from_a_scenario():
+    text = _edit(VALIDATION, VOLUMETRIC_SOURCE, MICROWAVE_SOURCE)
+    built = parse_scenario(text).build()
+    (src,) = built.phases[0].sources
+    assert src.frequency_MHz == 2450
+    assert src.tip == pytest.approx((0.0, 0.0, 0.005))
+
+
+def test_microwave_errors_are_collected_with_their_paths():
+    bad = MICROWAVE_SOURCE.replace("frequency_MHz = 2450", "frequency_MHz = 1000").replace(
+        "power_W = 20", "power_W = -3"
+    )
+    msg = _error(_edit(VALIDATION, VOLUMETRIC_SOURCE, bad))
+    assert "phase[0].source[0].frequency_MHz" in msg
+    assert "phase[0].source[0].power_W" in msg
+
+
+def test_microwave_sar_map_of_the_wrong_shape_is_refused_at_build(tmp_path):
+    np.save(tmp_path / "sar.npy", np.ones((3, 4, 5)))
+    text = _edit(
+        VALIDATION, VOLUMETRIC_SOURCE, 'kind = "microwave"\nsar_map = "sar.npy"\npower_W = 5'
+    )
+    msg = _error(text, build=True, base_dir=tmp_path)
+    assert "shape" in msg
+    assert "(3, 4, 5)" in msg

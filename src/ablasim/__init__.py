@@ -24,7 +24,7 @@ from .model import Model
 from .result import PhaseSummary, Result
 from .simulation import Limits, Phase, Thermocouple, simulate
 from .solvers import Boundary, FaceCondition
-from .sources import HeatSource, VolumetricSource
+from .sources import HeatSource, MicrowaveSource, VolumetricSource
 from .tissues import TissueLibrary
 
 __version__ = "0.1.0"
@@ -36,6 +36,7 @@ __all__ = [
     "Grid",
     "HeatSource",
     "Limits",
+    "MicrowaveSource",
     "Model",
     "PerfusionShutdown",
     "Phantom",

@@ -59,6 +59,20 @@ def assumptions(result: Result, criterion_text: str, source_kinds: set[str]) -> 
             "for a device whose own physics (electric field, SAR, impedance roll-off) is "
             "not modelled."
         )
+    if "microwave" in source_kinds:
+        out.append(
+            "Microwave: the SAR comes from a surrogate antenna model (a line of radiators "
+            "with exponential attenuation through each tissue's dielectric properties and "
+            "a tear-drop weighting), not a Maxwell solve: no wavelength effects, no "
+            "reflection at tissue interfaces, no vaporisation or antenna cooling, so "
+            "temperatures next to the antenna are overestimated."
+        )
+    if "rf" in source_kinds:
+        out.append(
+            "RF: quasi-static electric potential with sigma(T) rising 1.5 %/K and a "
+            "desiccation roll-off at 100-105 °C; no capacitive effects, no electrode "
+            "interface impedance, no vapour transport."
+        )
     if any(p.cutoff_at_s is not None for p in result.phases):
         out.append(
             "Cut-off: when a cut-off thermocouple reached a limit, every source of that "

@@ -44,6 +44,8 @@ def _probe_point(built: BuiltScenario, result: Result) -> tuple[float, float, fl
     model = built.model
     for phase in built.phases:
         for src in phase.sources:
+            if getattr(src, "tip", None) is not None:
+                return tuple(src.tip)
             p = getattr(src, "params", {})
             for key in ("tip", "center"):
                 if key in p:

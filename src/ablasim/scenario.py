@@ -39,8 +39,10 @@ __all__ = [
 ]
 
 _MISSING = object()
-SOURCE_KINDS = ("volumetric",)
-PLANNED_SOURCE_KINDS = ("rf", "microwave", "cryo", "cement")
+#: Device sources whose module reads its own ``[[phase.source]]`` table (``from_scenario``).
+DEVICE_SOURCE_KINDS = ("rf", "microwave")
+SOURCE_KINDS = ("volumetric", *DEVICE_SOURCE_KINDS)
+PLANNED_SOURCE_KINDS = ("cryo", "cement")
 #: Tissues a needle tip must never sit in.
 FORBIDDEN_TIP_TISSUES = ("spinal_cord", "nerve", "csf")
 
@@ -300,10 +302,14 @@ class Scenario:
         for ph in self.phases:
             sources = []
             for spec in ph.sources:
-                if not _check_tip(spec, model, errors):
-                    continue
                 try:
                     src = _build_source(spec, self.base_dir, grid)
+                except ScenarioError as exc:
+                    errors.add(spec.path, str(exc))
+                    continue
+                if not _check_tip(spec, _source_tip(src), model, errors):
+                    continue
+                try:
                     src.bind(model)  # geometry against the grid, fails early
                     sources.append(src)
                 except ScenarioError as exc:
@@ -492,7 +498,10 @@ def parse_scenario(
         duration = _read_duration(pt, errors)
         sources = tuple(
             s
-            for s in (_read_source(st, errors, j) for j, st in enumerate(pt.tables("source")))
+            for s in (
+                _read_source(st, errors, j, Path(base_dir))
+                for j, st in enumerate(pt.tables("source"))
+            )
             if s is not None
         )
         pt.finish(known=("duration_s", "duration_min"))
@@ -661,16 +670,38 @@ def _read_duration(t: _Table, errors) -> float | None:
     return None if d is None else d * 60.0
 
 
-def _read_source(s: _Table, errors, j: int) -> SourceSpec | None:
+def _device_source(kind: str, table: Mapping, path: str, base_dir: Path, grid_shape=None):
+    """Build an RF or microwave source from its raw scenario table (its module checks it)."""
+    if kind == "microwave":
+        from .sources.microwave import from_scenario
+
+        return from_scenario(table, path=path, base_dir=base_dir, grid_shape=grid_shape)
+    from .sources.rf import from_scenario
+
+    return from_scenario(table, path=path)
+
+
+def _read_source(s: _Table, errors, j: int, base_dir: Path) -> SourceSpec | None:
     kind = s.string("kind")
     if kind is None:
         return None
     name = s.string("name", default=f"{kind}{j + 1}")
+    if kind in DEVICE_SOURCE_KINDS:
+        table = {**s.data, "name": name}
+        s.used.update(s.data)
+        try:
+            _device_source(kind, table, s.path, base_dir)
+        except ScenarioError as exc:
+            for line in str(exc).splitlines():
+                errors.add("", line.strip().removeprefix("- "))
+            return None
+        return SourceSpec(kind, name, {"table": table, "base_dir": base_dir}, s.path)
     if kind in PLANNED_SOURCE_KINDS:
         errors.add(
             s.path + ".kind",
             f"source kind {kind!r} is not implemented in this version of ablasim; use "
-            'kind = "volumetric" (a given power in a sphere, cylinder, box, label or map)',
+            'kind = "rf", "microwave" or "volumetric" (a given power in a sphere, cylinder, '
+            "box, label or map)",
         )
         s.used.update(s.data)
         return None
@@ -823,6 +854,10 @@ def _build_anatomy(sc: Scenario, grid: Grid, lib: TissueLibrary, notes: list[str
 
 
 def _build_source(spec: SourceSpec, base_dir: Path, grid: Grid):
+    if spec.kind in DEVICE_SOURCE_KINDS:
+        return _device_source(
+            spec.kind, spec.params["table"], spec.path, spec.params["base_dir"], grid.shape
+        )
     p = dict(spec.params)
     shape = p.pop("shape")
     kw = {"power": p.pop("power", None), "power_density": p.pop("power_density", None)}
@@ -865,12 +900,19 @@ def _describe(structure) -> str:
     return f"{structure.tissue} ({structure.name})"
 
 
-def _check_tip(spec: SourceSpec, model: Model, errors: _Errors) -> bool:
+def _source_tip(src) -> tuple[float, float, float] | None:
+    """The needle tip of a built source [m], if it has one."""
+    tip = getattr(src, "tip", None)
+    if tip is None:
+        tip = getattr(src, "params", {}).get("tip")
+    return None if tip is None else tuple(float(v) for v in tip)
+
+
+def _check_tip(spec: SourceSpec, tip, model: Model, errors: _Errors) -> bool:
     """A needle tip must lie inside the grid and not in the cord, a nerve or CSF.
 
     Records the problem under ``<source>.tip_mm`` and returns False if there is one.
     """
-    tip = spec.params.get("tip")
     if tip is None:
         return True
     grid = model.grid
