@@ -284,3 +284,49 @@ def test_interrupted_run_resumes_to_the_same_report(tmp_path, monkeypatch, capsy
     assert a["ablation_zone"] == b["ablation_zone"]
     assert a["thermocouples"] == b["thermocouples"]
     assert not (out / ".checkpoint.npz").exists()
+
+
+def test_run_on_a_segmentation_from_a_file(tmp_path):
+    """A planner's workflow: a label map exported as NIfTI (here the vertebra phantom at
+    1 mm, shifted in scanner space), mapped to tissues, simulated on a 1.5 mm grid: the
+    report says it was resampled, and the cord is found by its label."""
+    import ablasim as ab
+    from ablasim.anatomy import save_label_map
+
+    g0 = ab.Grid.from_extent((0.042, 0.054, 0.030), 0.001, center=(0.0, -0.010, 0.0))
+    ph = ab.make_phantom("vertebra", g0, level="T12")
+    offset = np.array([0.010, -0.020, 0.100])  # the patient's place in scanner space
+    grid = ab.Grid(g0.shape, g0.spacing, tuple(np.asarray(g0.origin) + offset))
+    shifted = ab.Phantom(grid, ph.labels, ph.structures, ph.description)
+    save_label_map(shifted, tmp_path / "seg.nii.gz")
+    mapping = "\n".join(
+        f'{i} = {{ tissue = "{s.tissue}", name = "{s.name}" }}' for i, s in enumerate(ph.structures)
+    )
+    centre = [round(float(v) * 1e3, 3) for v in offset + np.array([0.0, -0.010, 0.0])]
+    text = f"""
+name = "from-segmentation"
+[grid]
+spacing_mm = 1.5
+extent_mm = [42, 54, 30]
+center_mm = {centre}
+[anatomy]
+labels = "seg.nii.gz"
+[anatomy.label_map]
+{mapping}
+[[phase]]
+name = "heat"
+duration_s = 60
+[[phase.source]]
+kind = "volumetric"
+shape = "sphere"
+center_mm = {centre}
+radius_mm = 3
+power_W = 0.5
+"""
+    path = write(tmp_path, text)
+    out = tmp_path / "out"
+    assert main(["run", str(path), "--out", str(out), "-q"]) == 0
+    rep = json.loads((out / "report.json").read_text(encoding="utf-8"))
+    assert "spinal_cord" in rep["nerves"]
+    assert any("resampled" in n for n in rep["notes"])
+    assert rep["grid"]["spacing_mm"] == 1.5
