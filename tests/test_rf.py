@@ -385,3 +385,18 @@ def test_bind_errors():
         ).bind(model)
     with pytest.raises(ScenarioError, match="too thin"):
         _probe(control="power", power_W=5, diameter=0.5e-3).bind(model)
+
+
+@pytest.mark.slow
+def test_benchmark_harness_runs():
+    """benchmarks/bench_potential.py --quick, so the harness never rots."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).parents[1] / "benchmarks" / "bench_potential.py"
+    spec = importlib.util.spec_from_file_location("bench_potential", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    out = mod.main(["--quick"])
+    assert out["solve"]["first_solve_iterations"] > 0
+    assert out["run"]["solves"] >= 1

@@ -617,3 +617,10 @@ def test_microwave_sar_map_of_the_wrong_shape_is_refused_at_build(tmp_path):
     msg = _error(text, build=True, base_dir=tmp_path)
     assert "shape" in msg
     assert "(3, 4, 5)" in msg
+
+
+def test_threads_setting():
+    text = VALIDATION + "[simulation]\nthreads = 1\n"
+    assert parse_scenario(text).threads == 1
+    msg = _error(VALIDATION + "[simulation]\nthreads = 0\n")
+    assert "simulation.threads" in msg

@@ -106,6 +106,7 @@ def run_scenario(
         checkpoint=ckpt,
         checkpoint_interval=sc.checkpoint_interval_s,
         resume=resume,
+        threads=sc.threads,
     )
     t_sim = time.perf_counter()
     analysis = analyse(result, sc.ablation)

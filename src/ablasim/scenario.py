@@ -261,6 +261,7 @@ class Scenario:
     dt_safety: float
     sample_interval_s: float
     checkpoint_interval_s: float
+    threads: int | None
     phases: tuple[PhaseSpec, ...]
     limits: Limits
     shutdown: PerfusionShutdown
@@ -477,12 +478,14 @@ def parse_scenario(
     sim = top.table("simulation")
     init_T = dt = None
     dt_safety, sample_iv, ckpt_iv = 0.95, 1.0, 60.0
+    threads = None
     if sim is not None:
         init_T = sim.number("initial_temperature_C", default=None)
         dt = sim.number("dt_s", default=None, gt=0)
         dt_safety = sim.number("dt_safety", default=0.95, gt=0, max=1)
         sample_iv = sim.number("sample_interval_s", default=1.0, gt=0)
         ckpt_iv = sim.number("checkpoint_interval_s", default=60.0, gt=0)
+        threads = sim.number("threads", default=None, min=1, integer=True)
         sim.finish()
 
     phases = []
@@ -529,6 +532,7 @@ def parse_scenario(
         dt_safety=dt_safety,
         sample_interval_s=sample_iv,
         checkpoint_interval_s=ckpt_iv,
+        threads=threads,
         phases=tuple(phases),
         limits=limits,
         shutdown=shutdown,

@@ -47,7 +47,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..errors import SimulationError
-from ._jit import jit, jit_inline, prange
+from ._jit import jit, jit_inline, jit_serial, prange
 from .boundary import FACE_NAMES
 
 __all__ = [
@@ -294,6 +294,7 @@ class PotentialSystem:
         self._indptr = m.indptr
         self._ml = None
         self._iters_at_setup = None
+        self._setup_at = 0
         self._x = None
         self.setups = 0
         self.solves = 0
@@ -342,8 +343,10 @@ class PotentialSystem:
         """The potential [V] on the grid (electrodes at their potential, insulators 0).
 
         Warm-starts from the previous solution and reuses the AMG hierarchy of an earlier
-        solve as long as it keeps converging in fewer than twice (and at most 10 more
-        than) the iterations it took when it was built.
+        solve; the hierarchy is rebuilt (at the next solve) when a solve needed more than
+        30 iterations and more than twice + 10 those of the first solve with it, at most
+        once every 10 solves (large σ changes, e.g. roll-off, cost iterations whatever the
+        hierarchy). ``tol``: relative residual |r| / |b|.
         """
         try:
             import pyamg
@@ -357,6 +360,7 @@ class PotentialSystem:
         if self._ml is None:
             self._ml = pyamg.smoothed_aggregation_solver(A, symmetry="hermitian")
             self._iters_at_setup = None
+            self._setup_at = self.solves
             self.setups += 1
         x = self._x.copy() if self._x is not None else np.zeros(self.n_free)
         x, it, ok = _pcg(A, b, x, self._ml, tol, maxiter)
@@ -369,7 +373,7 @@ class PotentialSystem:
         self.solves += 1
         if self._iters_at_setup is None:
             self._iters_at_setup = it
-        elif it > 2 * self._iters_at_setup + 10:
+        elif it > max(2 * self._iters_at_setup + 10, 30) and self.solves - self._setup_at >= 10:
             self._ml = None  # the hierarchy has gone stale: rebuild it next time
         self._x = x
         V = np.zeros(self.shape)
@@ -428,25 +432,26 @@ class PotentialSystem:
 # -- preconditioned conjugate gradients ------------------------------------------------------
 # Written here rather than taken from pyamg/scipy: their dot products and norms go through
 # a multithreaded BLAS, which stalls (100x slower) next to numba's OpenMP worker threads
-# that keep spinning after every parallel kernel. These kernels use numba's own threads.
-@jit
+# that keep spinning after every parallel kernel. These vector kernels are serial numba:
+# memory-bound, and free of thread wake-up costs on the small grids of most runs.
+@jit_serial
 def _dot(a, b):  # pragma: no cover - compiled
     s = 0.0
-    for i in prange(a.size):
+    for i in range(a.size):
         s += a[i] * b[i]
     return s
 
 
-@jit
+@jit_serial
 def _axpy(y, alpha, x):  # pragma: no cover - compiled
-    for i in prange(y.size):
+    for i in range(y.size):
         y[i] += alpha * x[i]
 
 
-@jit
+@jit_serial
 def _xpby(x, beta, y):  # pragma: no cover - compiled
     """y = x + beta * y"""
-    for i in prange(y.size):
+    for i in range(y.size):
         y[i] = x[i] + beta * y[i]
 
 

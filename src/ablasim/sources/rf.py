@@ -376,6 +376,8 @@ class BoundRF:
                 f"spacing of at most {src.diameter / math.sqrt(2) * 1e3:.2g} mm"
             )
         bounds = np.asarray(grid.bounds)
+        lo_mm = [round(float(v) * 1e3, 1) for v in bounds[:, 0]]
+        hi_mm = [round(float(v) * 1e3, 1) for v in bounds[:, 1]]
         X, Y, Z = grid.mesh()
         kind = np.zeros(grid.shape, dtype=np.int32)
         owner = np.full(grid.shape, -1, dtype=np.int32)
@@ -391,8 +393,7 @@ class BoundRF:
                         raise ScenarioError(
                             f"{what}: the electrode reaches outside the grid (end at "
                             f"{[round(float(v) * 1e3, 2) for v in end]} mm, radius "
-                            f"{r * 1e3:g} mm; grid {[round(v * 1e3, 1) for v in bounds[:, 0]]} "
-                            f"to {[round(v * 1e3, 1) for v in bounds[:, 1]]} mm); the model "
+                            f"{r * 1e3:g} mm; grid {lo_mm} to {hi_mm} mm); the model "
                             "has tissue only inside the grid: move the tip or enlarge the grid"
                         )
             sub = _box(grid, a, b, r)
@@ -485,7 +486,7 @@ class BoundRF:
     def _solve(self, T: np.ndarray) -> None:
         conductivity_factor(T, self.coeff, self.sigma, vap_fraction=SIGMA_VAP_FRACTION)
         self.sigma *= self.sigma0
-        V = self.system.solve(self.sigma)
+        V = self.system.solve(self.sigma, tol=1e-7)
         q = self.system.joule_heating(self.sigma, V)
         self.G = float(self.system.currents(self.sigma, V)[0])
         self.q_unit = q / (q.sum() * self.h**3)
