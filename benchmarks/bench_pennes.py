@@ -33,7 +33,9 @@ from ablasim.solvers import Boundary, fill_ghosts, pennes_step, pennes_step_nump
 BYTES_PER_VOXEL = 6 * 8  # T, k, 1/rho c, W, Q read; T' written (float64)
 
 
-@numba.njit(parallel=True, cache=True)
+# not cached: this file is run as a script and imported by the harness test, and numba's
+# cache keys on the module it was first compiled in
+@numba.njit(parallel=True)
 def _triad(a, b, c, s):
     for i in numba.prange(a.size):
         a[i] = b[i] + s * c[i]
