@@ -24,7 +24,7 @@ from .model import Model
 from .result import PhaseSummary, Result
 from .simulation import Limits, Phase, Thermocouple, simulate
 from .solvers import Boundary, FaceCondition
-from .sources import HeatSource, MicrowaveSource, VolumetricSource
+from .sources import HeatSource, MicrowaveSource, RFSource, VolumetricSource
 from .tissues import TissueLibrary
 
 __version__ = "0.1.0"
@@ -42,6 +42,7 @@ __all__ = [
     "Phantom",
     "Phase",
     "PhaseSummary",
+    "RFSource",
     "Result",
     "ScenarioError",
     "SimulationError",

@@ -63,6 +63,8 @@ __all__ = [
     "max_relative_change",
     "max_relative_change_numpy",
     "solve_potential",
+    "weighted_relative_change",
+    "weighted_relative_change_numpy",
 ]
 
 #: Temperature at which the tissue library's electrical conductivity holds [°C].
@@ -148,6 +150,39 @@ def max_relative_change(T, T_ref, coeff, *, vap_fraction=SIGMA_VAP_FRACTION) -> 
     """max |σ(T)/σ(T_ref) − 1| over the grid, in one compiled pass (no allocation)."""
     coeff = np.broadcast_to(np.asarray(coeff, dtype=np.float64), np.shape(T))
     return float(_max_change_kernel(T, T_ref, coeff, float(vap_fraction)))
+
+
+@jit
+def _weighted_change_kernel(T, T_ref, coeff, w, vap):  # pragma: no cover - compiled
+    nx, ny, nz = T.shape
+    acc = np.zeros(nx)
+    for i in prange(nx):
+        s = 0.0
+        for j in range(ny):
+            for k in range(nz):
+                wk = w[i, j, k]
+                if wk != 0.0:
+                    a = coeff[i, j, k]
+                    r = _factor(T[i, j, k], a, vap) / _factor(T_ref[i, j, k], a, vap) - 1.0
+                    s += wk * abs(r)
+        acc[i] = s
+    return acc.sum()
+
+
+def weighted_relative_change(T, T_ref, coeff, weight, *, vap_fraction=SIGMA_VAP_FRACTION):
+    """Σ w |σ(T)/σ(T_ref) − 1|: with ``w`` the share of the Joule power in each voxel
+    (summing to 1) this is, to first order, the relative change of the conductance
+    between the electrodes (δG/G = ∫Q δσ/σ dV / P, the variational property of the
+    conduction problem), i.e. how far the power at fixed voltage has drifted."""
+    coeff = np.broadcast_to(np.asarray(coeff, dtype=np.float64), np.shape(T))
+    return float(_weighted_change_kernel(T, T_ref, coeff, weight, float(vap_fraction)))
+
+
+def weighted_relative_change_numpy(T, T_ref, coeff, weight, *, vap_fraction=SIGMA_VAP_FRACTION):
+    """NumPy reference of :func:`weighted_relative_change`."""
+    f = conductivity_factor_numpy(T, coeff, vap_fraction)
+    f0 = conductivity_factor_numpy(T_ref, coeff, vap_fraction)
+    return float((weight * np.abs(f / f0 - 1.0)).sum())
 
 
 def max_relative_change_numpy(T, T_ref, coeff, *, vap_fraction=SIGMA_VAP_FRACTION) -> float:

@@ -30,8 +30,9 @@ Model (physics.md §3.1) and its validity range:
   physics.md §3.1). Impedance-triggered pauses: when the impedance exceeds the cut-off the
   power is off for ``pause_s`` = 15 s (MITA-model default, physics.md §3.1).
 
-The potential is solved once per unit voltage and re-solved only when σ has changed by
-more than ``resolve_tolerance`` (max relative change over the grid, default 1 %) since the
+The potential is solved once per unit voltage and re-solved only when σ has drifted by
+more than ``resolve_tolerance`` (default 1 %: the power-weighted mean relative change of
+σ, i.e. to first order the relative change of the electrodes' conductance) since the
 last solve; between solves Q is rescaled to the generator's power (Q ∝ V²), so the power
 put into the tissue is exactly the commanded one and the true power at the current σ is
 within about ``resolve_tolerance`` of it. The AMG hierarchy is cached and reused.
@@ -55,6 +56,7 @@ from ..solvers.potential import (
     PotentialSystem,
     conductivity_factor,
     max_relative_change,
+    weighted_relative_change,
 )
 from .base import HeldTemperature
 
@@ -166,8 +168,19 @@ class RFSource:
     more_probes : sequence of (tip, direction)
         Further probes of the same design on the same generator.
     resolve_tolerance : float
-        Re-solve the potential when σ has changed by more than this (max relative
-        change over the grid) since the last solve.
+        Re-solve the potential when σ has drifted by more than this since the last
+        solve (default 1 %).
+    resolve_on : "power" or "max"
+        The drift measure: "power" (default) the power-weighted mean relative change of
+        σ, to first order the relative change of the conductance between the electrodes,
+        so the true power at the held voltage stays within ``resolve_tolerance`` of the
+        commanded one; "max" the largest relative change of any voxel (stricter: a few
+        voxels passing through the roll-off then force a solve every step).
+    min_resolve_interval_s : float
+        Re-solve at most this often [s of simulated time] (default 2 s). Voxels held in
+        the 100-105 °C roll-off ramp would otherwise force a solve every step; between
+        solves the heating keeps its last shape, scaled to the commanded power, so the
+        deposited power is always the generator's.
     name : str
     """
 
@@ -192,6 +205,8 @@ class RFSource:
     pause_s: float = IMPEDANCE_PAUSE_S
     more_probes: tuple = ()
     resolve_tolerance: float = 0.01
+    min_resolve_interval_s: float = 2.0
+    resolve_on: str = "power"
     name: str = "rf"
 
     def __post_init__(self) -> None:
@@ -266,10 +281,17 @@ class RFSource:
         if self.impedance_rise is not None:
             set_(self, "impedance_rise", _num(self.impedance_rise, f"{n} impedance_rise", gt=1))
         set_(self, "pause_s", _num(self.pause_s, f"{n} pause_s", gt=0))
+        if self.resolve_on not in ("power", "max"):
+            raise ScenarioError(f'{n} resolve_on must be "power" or "max", got {self.resolve_on!r}')
         set_(
             self,
             "resolve_tolerance",
             _num(self.resolve_tolerance, f"{n} resolve_tolerance", gt=0),
+        )
+        set_(
+            self,
+            "min_resolve_interval_s",
+            _num(self.min_resolve_interval_s, f"{n} min_resolve_interval_s", ge=0),
         )
         probes = []
         for i, pr in enumerate(self.more_probes):
@@ -472,6 +494,7 @@ class BoundRF:
         self.body_C = model.tissues.blood.temperature_C
         # generator state
         self._t_last = None
+        self._t_solve = -math.inf
         self._integral = 0.0
         self._paused_until = -math.inf
         self._z_min = math.inf
@@ -492,6 +515,13 @@ class BoundRF:
         self.q_unit = q / (q.sum() * self.h**3)
         self.T_ref[...] = T
 
+    def _drift(self, T: np.ndarray) -> float:
+        """Relative drift of the conductance since the last solve (power-weighted σ
+        change), or the max σ change when ``resolve_on = "max"``."""
+        if self.src.resolve_on == "max":
+            return max_relative_change(T, self.T_ref, self.coeff)
+        return weighted_relative_change(T, self.T_ref, self.coeff, self.q_unit * self.h**3)
+
     def tip_temperature(self, T: np.ndarray) -> float:
         """Hottest probe sensor [°C] (trilinear at the tip, or beyond it for cooled tips)."""
         return max(float(T[idx] @ w) for idx, w in self.sensors)
@@ -499,10 +529,10 @@ class BoundRF:
     def deposit(self, Q: np.ndarray, T: np.ndarray, t: float) -> float:
         src = self.src
         dt = 0.0 if self._t_last is None else max(t - self._t_last, 0.0)
-        if self._t_last is None or (
-            max_relative_change(T, self.T_ref, self.coeff) > src.resolve_tolerance
-        ):
+        due = t - self._t_solve >= src.min_resolve_interval_s
+        if self._t_last is None or (due and self._drift(T) > src.resolve_tolerance):
             self._solve(T)
+            self._t_solve = t
         self._t_last = t
         z = 1.0 / self.G
         self._tip = self.tip_temperature(T)
@@ -579,6 +609,7 @@ _KEYS = (
     "pause_s",
     "more_probes",
     "resolve_tolerance",
+    "min_resolve_interval_s",
 )
 _CONTROL_KEYS = ("kind", "power_W", "target_C", "max_power_W", "kp_W_per_K", "ki_W_per_K_s")
 
@@ -672,6 +703,7 @@ def from_scenario(table: Mapping, *, path: str) -> RFSource:
         ("impedance_rise", "impedance_rise", 1.0, {"gt": 1}),
         ("pause_s", "pause_s", 1.0, {"gt": 0}),
         ("resolve_tolerance", "resolve_tolerance", 1.0, {"gt": 0}),
+        ("min_resolve_interval_s", "min_resolve_interval_s", 1.0, {"ge": 0}),
     ):
         v = number(key, scale=scale, **lim)
         if v is not None:
