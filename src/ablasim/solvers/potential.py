@@ -388,7 +388,7 @@ class PotentialSystem:
         except ImportError:  # pragma: no cover - depends on the installation
             raise ImportError(
                 "the RF potential solver needs pyamg; install it with "
-                "`pip install ablasim[rf]` (or `pip install pyamg`)"
+                "`pip install pyamg` (a dependency of ablasim)"
             ) from None
 
         A, b = self.assemble(sigma)
