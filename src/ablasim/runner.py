@@ -107,6 +107,7 @@ def run_scenario(
         checkpoint_interval=sc.checkpoint_interval_s,
         resume=resume,
         threads=sc.threads,
+        bound_sources=built.bound,
     )
     t_sim = time.perf_counter()
     analysis = analyse(result, sc.ablation)

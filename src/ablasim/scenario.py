@@ -300,8 +300,10 @@ class Scenario:
             raise ScenarioError(f"anatomy: {exc}") from None
         errors = _Errors()
         phases = []
+        bound = []
         for ph in self.phases:
             sources = []
+            bound_here = []
             for spec in ph.sources:
                 try:
                     src = _build_source(spec, self.base_dir, grid)
@@ -311,11 +313,13 @@ class Scenario:
                 if not _check_tip(spec, _source_tip(src), model, errors):
                     continue
                 try:
-                    src.bind(model)  # geometry against the grid, fails early
+                    # geometry against the grid, fails early; kept for the run
+                    bound_here.append(src.bind(model))
                     sources.append(src)
                 except ScenarioError as exc:
                     errors.add(spec.path, str(exc))
             phases.append(Phase(ph.name, ph.duration_s, sources))
+            bound.append(tuple(bound_here))
         tcs = []
         for tc in self.thermocouples:
             if not grid.contains(tc.position):
@@ -346,18 +350,25 @@ class Scenario:
             tcs.append(Thermocouple(tc.name, tc.position, tc.cutoff))
         if errors:
             raise ScenarioError(_format_errors(errors, self.name))
-        return BuiltScenario(self, model, tuple(phases), tuple(tcs), notes)
+        return BuiltScenario(self, model, tuple(phases), tuple(tcs), notes, tuple(bound))
 
 
 @dataclass(frozen=True)
 class BuiltScenario:
-    """A scenario made concrete: model, protocol, thermocouples, notes for the report."""
+    """A scenario made concrete: model, protocol, thermocouples, notes for the report.
+
+    ``bound`` holds the sources already bound to the model while validating (their
+    fields are costly to compute: a SAR pattern, an electric-potential system); pass
+    them to one run with ``simulate(..., bound_sources=built.bound)``. They carry the
+    generator's state, so a second run binds afresh (leave ``bound_sources`` out).
+    """
 
     scenario: Scenario
     model: Model
     phases: tuple[Phase, ...]
     thermocouples: tuple[Thermocouple, ...]
     notes: list[str]
+    bound: tuple = ()
 
 
 def _format_errors(errors: list[str], name: str) -> str:

@@ -414,6 +414,7 @@ def simulate(
     checkpoint_interval: float = 60.0,
     resume: bool = False,
     threads: int | None = None,
+    bound_sources: Sequence[Sequence] | None = None,
 ) -> Result:
     """Run a protocol on a model.
 
@@ -441,6 +442,9 @@ def simulate(
         Save the state there every ``checkpoint_interval`` seconds of wall time.
     resume : bool
         Continue from ``checkpoint`` if it exists.
+    bound_sources : sequence of sequences of BoundSource, optional
+        The phases' sources already bound to ``model`` (one sequence per phase, as
+        ``BuiltScenario.bound``), to avoid binding them again. Used for this run only.
     threads : int, optional
         Number of threads for the kernels; default: chosen and re-checked while running
         (see :class:`_ThreadChooser`).
@@ -469,7 +473,12 @@ def simulate(
     t_setup = time.perf_counter()
 
     # bind every source up front: bad geometry fails before any work is done
-    bound = [[s.bind(model) for s in p.sources] for p in phases]
+    if bound_sources is not None:
+        bound = [list(b) for b in bound_sources]
+        if [len(b) for b in bound] != [len(p.sources) for p in phases]:
+            raise ScenarioError("bound_sources must hold one bound source per phase source")
+    else:
+        bound = [[s.bind(model) for s in p.sources] for p in phases]
     # frozen tissue has a lower heat capacity, hence a shorter stable step: account for
     # it only when something can freeze (a cold start or a probe held below freezing)
     t_liquidus = float(f.phase[:, 4].max())
