@@ -58,6 +58,17 @@ A scenario is a TOML file; units are in the key names (_mm, _s, _min, _W, _C):
   position_mm = [0, -17, 0]
   cutoff = true
 
+Source kinds (one or more [[phase.source]] per phase; a phase without one cools down):
+  kind = "volumetric"  shape = sphere | cylinder | box | label | map; power_W or
+                       power_density_W_m3 (center_mm, radius_mm / tip_mm, direction,
+                       active_length_mm, diameter_mm / size_mm / label / map = file)
+  kind = "microwave"   tip_mm, direction, active_length_mm, frequency_MHz = 915 | 2450,
+                       power_W, efficiency; or sar_map = "file.npy" | "file.nii.gz"
+  kind = "rf"          mode = monopolar | bipolar, tip_mm, direction, active_length_mm,
+                       diameter_mm, gap_mm, cooled, coolant_C,
+                       control = { kind = "power", power_W } or
+                                 { kind = "temperature", target_C, max_power_W }
+
 `ablasim examples` lists complete, commented scenarios; `ablasim examples NAME` prints
 one, to copy and edit.
 """
