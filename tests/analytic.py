@@ -64,3 +64,23 @@ def semi_infinite_step(x, t, theta0, kappa, beta, m):
 def observed_order(spacings, errors) -> float:
     """Least-squares slope of log(error) against log(spacing)."""
     return float(np.polyfit(np.log(spacings), np.log(errors), 1)[0])
+
+
+def neumann_lambda(stefan_s, ratio_term, nu):
+    """Root lambda of the two-phase Neumann (Stefan) problem (physics.md §4a case 7):
+
+    e^{-l^2}/erf(l) - ratio_term * e^{-nu^2 l^2}/erfc(nu l) = l sqrt(pi) / stefan_s
+
+    with stefan_s = c_s (T_f - T_s) / L and ratio_term = (k_l/k_s) nu (T_i - T_f)/(T_f - T_s).
+    """
+    from scipy.optimize import brentq
+    from scipy.special import erf
+
+    def f(lam):
+        return (
+            np.exp(-(lam**2)) / erf(lam)
+            - ratio_term * np.exp(-(nu**2) * lam**2) / erfc(nu * lam)
+            - lam * np.sqrt(np.pi) / stefan_s
+        )
+
+    return brentq(f, 1e-6, 5.0)

@@ -482,6 +482,16 @@ def simulate(
     # frozen tissue has a lower heat capacity, hence a shorter stable step: account for
     # it only when something can freeze (a cold start or a probe held below freezing)
     t_liquidus = float(f.phase[:, 4].max())
+    if initial_temperature is not None:
+        init = np.asarray(initial_temperature, dtype=float)
+        if init.ndim and init.shape != grid.shape:
+            raise ScenarioError(
+                f"initial_temperature has shape {init.shape}, the grid {grid.shape}; give "
+                "one number or an array of the grid's shape"
+            )
+        if not np.all(np.isfinite(init)):
+            raise ScenarioError("initial temperature must be finite")
+        initial_temperature = init
     init_min = blood_T if initial_temperature is None else float(np.min(initial_temperature))
     held_min = min(
         (
@@ -607,9 +617,12 @@ def simulate(
                 else np.empty(0, dtype=np.int64)
             )
             pval = np.concatenate([x.temperature_C for x in held]) if held else np.empty(0)
+            # latent heat wherever something can freeze: a cold start, a face held or
+            # cooled below freezing, or a probe held below it in this phase
             phase_change = bool(
-                np.any(T[1:-1, 1:-1, 1:-1] < f.phase[:, 4].max())
-                or np.any(pval < f.phase[:, 4].max())
+                face_min < t_liquidus
+                or np.any(T[1:-1, 1:-1, 1:-1] < t_liquidus)
+                or np.any(pval < t_liquidus)
             )
             Q_static = f.Q_met.copy()
             static_power = sum(
