@@ -186,13 +186,14 @@ def render_text(report: dict[str, Any]) -> str:
         lines.append("  (the model holds no nerve structure: nothing was checked)")
     elif failing:
         for n, v in failing:
-            if v["max_temperature_C"] > hot:
+            # the verdict came from unrounded values: test the (rounded) margins with <=
+            if v["hot_margin_C"] <= 0:
                 lines.append(
                     f"  {n} reached {v['max_temperature_C']:.1f} °C (limit {hot:g} °C), "
                     f"first at {_fmt_t(v['first_crossing_s'])}, above it for "
                     f"{_fmt_t(v['time_above_threshold_s'])}"
                 )
-            if cold is not None and v["min_temperature_C"] < cold:
+            if cold is not None and v["cold_margin_C"] <= 0:
                 lines.append(
                     f"  {n} fell to {v['min_temperature_C']:.1f} °C (limit {cold:g} °C), "
                     f"first at {_fmt_t(v['first_cold_crossing_s'])}"

@@ -164,6 +164,7 @@ class _State:
     tc_cutoff: dict = field(default_factory=dict)
     samples: dict = field(default_factory=dict)
     telemetry: list = field(default_factory=list)  # one {name: value} dict per sample
+    source_state: dict = field(default_factory=dict)  # "phase.source" -> state()
     next_sample: float = 0.0
 
 
@@ -240,6 +241,7 @@ def _save_checkpoint(path: Path, state: _State, fingerprint: str) -> None:
         "next_sample": state.next_sample,
         "sample_keys": list(state.samples),
         "telemetry": state.telemetry,
+        "source_state": state.source_state,
     }
     arrays = {
         "T": state.T,
@@ -254,6 +256,17 @@ def _save_checkpoint(path: Path, state: _State, fingerprint: str) -> None:
         arrays[f"sample_{key}"] = np.asarray(values, dtype=float)
     with atomic_write(path, "wb") as fh:
         np.savez(fh, meta=np.array(json.dumps(meta)), **arrays)
+
+
+def _with_source_state(st: _State, bound) -> _State:
+    """The state with the sources' own state (see ``BoundSource``) filled in."""
+    st.source_state = {
+        f"{i}.{j}": b.state()
+        for i, bs in enumerate(bound)
+        for j, b in enumerate(bs)
+        if hasattr(b, "state")
+    }
+    return st
 
 
 def _load_checkpoint(path: Path, fingerprint: str) -> _State:
@@ -297,6 +310,7 @@ def _load_checkpoint(path: Path, fingerprint: str) -> _State:
         tc_cutoff=meta["tc_cutoff"],
         samples=samples,
         telemetry=meta.get("telemetry", []),
+        source_state=meta.get("source_state", {}),
         next_sample=meta["next_sample"],
     )
 
@@ -557,6 +571,10 @@ def simulate(
     if resume and ckpt is not None and ckpt.exists():
         st = _load_checkpoint(ckpt, fingerprint)
         resumed_from = st.t
+        # sources with internal state (a generator's controller) continue where they were
+        for key, value in st.source_state.items():
+            i, j = (int(v) for v in key.split("."))
+            bound[i][j].restore(value)
     else:
         resumed_from = None
         T0 = np.empty(tuple(n + 2 for n in grid.shape))
@@ -720,7 +738,7 @@ def simulate(
                     bar.set_postfix_str(f"max {tmax:.1f} °C", refresh=False)
                     bar.refresh()
                 if ckpt is not None and now - last_ckpt > checkpoint_interval:
-                    _save_checkpoint(ckpt, st, fingerprint)
+                    _save_checkpoint(ckpt, _with_source_state(st, bound), fingerprint)
                     last_ckpt = now
                 if cut_now:
                     break  # restart the phase loop with the sources off
@@ -731,7 +749,7 @@ def simulate(
         if bar is not None:
             bar.close()
     if ckpt is not None:
-        _save_checkpoint(ckpt, st, fingerprint)
+        _save_checkpoint(ckpt, _with_source_state(st, bound), fingerprint)
     wall = time.perf_counter() - wall0
     return _build_result(
         model,

@@ -59,6 +59,9 @@ class BoundSource(Protocol):
         """Voxels this source holds at a temperature, or None."""
         ...
 
+    # Optional: ``state(self) -> dict`` and ``restore(self, state)`` -- a source with
+    # internal state (a generator's controller) returns it as JSON-able values for the
+    # checkpoint, and takes it back when a run resumes.
     # Optional: ``telemetry(self) -> dict[str, float]`` -- quantities to log with every
     # sample of the time series (e.g. ``{"impedance_ohm": 82.0, "tip_C": 69.8}``); the
     # simulation writes them to timeseries.csv as ``<source name>_<key>``.

@@ -495,6 +495,7 @@ class BoundRF:
         # generator state
         self._t_last = None
         self._t_solve = -math.inf
+        self._force_solve = False
         self._integral = 0.0
         self._paused_until = -math.inf
         self._z_min = math.inf
@@ -532,9 +533,14 @@ class BoundRF:
         src = self.src
         dt = 0.0 if self._t_last is None else max(t - self._t_last, 0.0)
         due = t - self._t_solve >= src.min_resolve_interval_s
-        if self._t_last is None or (due and self._drift(T) > src.resolve_tolerance):
+        if (
+            self._t_last is None
+            or self._force_solve
+            or (due and self._drift(T) > src.resolve_tolerance)
+        ):
             self._solve(T)
             self._t_solve = t
+            self._force_solve = False
         self._t_last = t
         z = 1.0 / self.G
         self._tip = self.tip_temperature(T)
@@ -567,6 +573,27 @@ class BoundRF:
         if p > 0:
             _add_scaled(Q, p, self.q_unit)
         return p
+
+    def state(self) -> dict:
+        """The generator's state for a checkpoint (JSON-able)."""
+        return {
+            "t_last": self._t_last,
+            "integral": self._integral,
+            "paused_until": self._paused_until,
+            "z_min": self._z_min,
+            "power": self._power,
+            "pauses": self.pauses,
+        }
+
+    def restore(self, state: dict) -> None:
+        """Continue from :meth:`state`; the potential is re-solved at the next step."""
+        self._t_last = state["t_last"]
+        self._integral = float(state["integral"])
+        self._paused_until = float(state["paused_until"])
+        self._z_min = float(state["z_min"])
+        self._power = float(state["power"])
+        self.pauses = int(state["pauses"])
+        self._force_solve = True
 
     def telemetry(self) -> dict[str, float]:
         """Delivered power [W], voltage [V], impedance [Ω], probe sensor [°C], solves."""
