@@ -16,6 +16,28 @@ def rng():
     return np.random.default_rng(20261122)
 
 
+@pytest.fixture
+def interrupt_after(monkeypatch):
+    """``interrupt_after(n)`` makes the damage pass raise KeyboardInterrupt on its n-th
+    call, as a Ctrl-C mid-run would; ``monkeypatch.undo()`` restores it."""
+    import ablasim.simulation as simulation
+
+    real = simulation.accumulate_damage
+
+    def arm(n_calls: int) -> None:
+        calls = [0]
+
+        def flaky(*args):
+            calls[0] += 1
+            if calls[0] == n_calls:
+                raise KeyboardInterrupt
+            return real(*args)
+
+        monkeypatch.setattr(simulation, "accumulate_damage", flaky)
+
+    return arm
+
+
 @pytest.fixture(autouse=True)
 def _raise_on_fp_errors():
     with np.errstate(divide="raise", over="raise", invalid="raise"):

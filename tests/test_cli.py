@@ -246,11 +246,9 @@ def test_example_path_is_a_file():
     assert example_path("vertebra-demo").is_file()
 
 
-def test_interrupted_run_resumes_to_the_same_report(tmp_path, monkeypatch, capsys):
+def test_interrupted_run_resumes_to_the_same_report(tmp_path, monkeypatch, capsys, interrupt_after):
     """Ctrl-C mid-run: exit 130, no report, the checkpoint kept; --resume finishes and
     gives the same numbers as an uninterrupted run (the state is restored bit for bit)."""
-    import ablasim.simulation as simulation
-
     text = SMALL_VERTEBRA.format(power=1.0, y=2, duration=120, cutoff="false").replace(
         '[[phase]]\nname = "heat"',
         '[simulation]\ncheckpoint_interval_s = 1e-9\n\n[[phase]]\nname = "heat"',
@@ -260,22 +258,13 @@ def test_interrupted_run_resumes_to_the_same_report(tmp_path, monkeypatch, capsy
     full = tmp_path / "full"
     assert main(["run", str(path), "--out", str(full), "-q"]) == 0
 
-    real = simulation.accumulate_damage
-    calls = {"n": 0}
-
-    def interrupt_after_some_steps(*args):
-        calls["n"] += 1
-        if calls["n"] == 40:
-            raise KeyboardInterrupt
-        return real(*args)
-
     out = tmp_path / "out"
-    monkeypatch.setattr(simulation, "accumulate_damage", interrupt_after_some_steps)
+    interrupt_after(40)
     assert main(["run", str(path), "--out", str(out), "-q"]) == 130
     assert "--resume" in capsys.readouterr().err
     assert (out / ".checkpoint.npz").exists()
     assert not (out / "report.json").exists()
-    monkeypatch.setattr(simulation, "accumulate_damage", real)
+    monkeypatch.undo()
     assert main(["run", str(path), "--out", str(out), "-q", "--resume"]) == 0
     a = json.loads((full / "report.json").read_text(encoding="utf-8"))
     b = json.loads((out / "report.json").read_text(encoding="utf-8"))

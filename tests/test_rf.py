@@ -442,33 +442,22 @@ def test_resolves_are_rate_limited():
     assert b.system.solves == 2
 
 
-def test_resume_restores_the_generator_state(tmp_path, monkeypatch):
+def test_resume_restores_the_generator_state(tmp_path, monkeypatch, interrupt_after):
     """Interrupted mid-phase and resumed from the checkpoint, a temperature-controlled
     run continues with its controller's integral (not from zero): the delivered energy
     and the final temperatures match the uninterrupted run. Not bit for bit: the
     potential is re-solved at the resumed step (its pattern is not checkpointed), so the
     tolerance is the re-solve tolerance's effect, 1 % of the energy and 0.5 K."""
-    import ablasim.simulation as simulation
-
     model = _model(h=1e-3)
     src = _probe(control="temperature", target_C=70.0, max_power_W=20.0)
     phases = [ab.Phase("rf", 120.0, [src])]
     full = ab.simulate(model, phases)
 
-    real = simulation.accumulate_damage
-    calls = {"n": 0}
-
-    def interrupt(*args):
-        calls["n"] += 1
-        if calls["n"] == 60:
-            raise KeyboardInterrupt
-        return real(*args)
-
     ck = tmp_path / "ck.npz"
-    monkeypatch.setattr(simulation, "accumulate_damage", interrupt)
+    interrupt_after(60)
     with pytest.raises(KeyboardInterrupt):
         ab.simulate(model, phases, checkpoint=ck, checkpoint_interval=0.0)
-    monkeypatch.setattr(simulation, "accumulate_damage", real)
+    monkeypatch.undo()
     resumed = ab.simulate(model, phases, checkpoint=ck, resume=True)
     t0 = resumed.timing["resumed_from_s"]
     assert t0 > 30.0

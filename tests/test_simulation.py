@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 
 import ablasim as ab
-import ablasim.simulation as simulation
 
 H = 1e-3
 #: Summing n equal terms rounds by at most n half-ulps: n < 1000 steps here gives
@@ -130,20 +129,6 @@ def _ck_run(tmp_path, *, power_density=1.5e7, heat_s=180.0, **kw):
     )
 
 
-def _interrupt_after(monkeypatch, n_calls):
-    """Make the damage pass raise KeyboardInterrupt on its ``n_calls``-th call."""
-    real = simulation.accumulate_damage
-    calls = [0]
-
-    def flaky(*args):
-        calls[0] += 1
-        if calls[0] == n_calls:
-            raise KeyboardInterrupt
-        return real(*args)
-
-    monkeypatch.setattr(simulation, "accumulate_damage", flaky)
-
-
 def _assert_same_result(a, b):
     np.testing.assert_array_equal(a.temperature, b.temperature)
     for key, value in a.damage.as_dict().items():
@@ -166,11 +151,13 @@ def _assert_same_result(a, b):
 # the run takes ~230 + 40 steps and cuts off at ~step 47: interrupt before the cut-off,
 # after it, and in the second phase
 @pytest.mark.parametrize("n_calls", [20, 120, 250])
-def test_resume_after_interruption_gives_the_same_result(cut_run, tmp_path, monkeypatch, n_calls):
+def test_resume_after_interruption_gives_the_same_result(
+    cut_run, tmp_path, monkeypatch, interrupt_after, n_calls
+):
     """Resuming repeats exactly the same floating-point operations from the saved state,
     so the result is bit-identical to an uninterrupted run."""
     model, ref = cut_run
-    _interrupt_after(monkeypatch, n_calls)
+    interrupt_after(n_calls)
     with pytest.raises(KeyboardInterrupt):
         _ck_run(tmp_path)
     monkeypatch.undo()
@@ -210,8 +197,8 @@ ONE_WARM_VOXEL[0, 0, 0] = 38.0
         {"initial_temperature": ONE_WARM_VOXEL},  # an array start (was not compared)
     ],
 )
-def test_checkpoint_of_another_scenario_is_refused(tmp_path, monkeypatch, change):
-    _interrupt_after(monkeypatch, 20)
+def test_checkpoint_of_another_scenario_is_refused(tmp_path, monkeypatch, interrupt_after, change):
+    interrupt_after(20)
     with pytest.raises(KeyboardInterrupt):
         _ck_run(tmp_path)
     monkeypatch.undo()

@@ -28,6 +28,7 @@ from .model import BYTES_PER_VOXEL, Model
 from .simulation import Limits, Phase, Thermocouple
 from .solvers import FACE_NAMES, Boundary, FaceCondition
 from .sources import VolumetricSource
+from .sources.base import FORBIDDEN_PROBE_TISSUES
 from .tissues import PROPERTY_KEYS, TissueLibrary
 
 __all__ = [
@@ -43,8 +44,6 @@ _MISSING = object()
 DEVICE_SOURCE_KINDS = ("rf", "microwave")
 SOURCE_KINDS = ("volumetric", *DEVICE_SOURCE_KINDS)
 PLANNED_SOURCE_KINDS = ("cryo", "cement")
-#: Tissues a needle tip must never sit in.
-FORBIDDEN_TIP_TISSUES = ("spinal_cord", "nerve", "csf")
 
 
 class _Errors(list):
@@ -942,7 +941,7 @@ def _check_tip(spec: SourceSpec, tip, model: Model, errors: _Errors) -> bool:
         )
         return False
     structure = model.structures[model.labels[grid.world_to_index(tip)]]
-    if structure.tissue in FORBIDDEN_TIP_TISSUES:
+    if structure.tissue in FORBIDDEN_PROBE_TISSUES:
         errors.add(
             spec.path + ".tip_mm",
             f"{where} mm lies in {_describe(structure)}: a needle there "

@@ -21,7 +21,11 @@ import numpy as np
 if TYPE_CHECKING:
     from ..model import Model
 
-__all__ = ["BoundSource", "HeatSource", "HeldTemperature"]
+__all__ = ["FORBIDDEN_PROBE_TISSUES", "BoundSource", "HeatSource", "HeldTemperature"]
+
+#: Tissues a needle or electrode must never sit in: the neural structures and the CSF
+#: around them (checked for every probe tip, and for RF electrodes over their volume).
+FORBIDDEN_PROBE_TISSUES = ("spinal_cord", "nerve", "csf")
 
 
 @dataclass(frozen=True)

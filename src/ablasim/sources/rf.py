@@ -58,7 +58,7 @@ from ..solvers.potential import (
     max_relative_change,
     weighted_relative_change,
 )
-from .base import HeldTemperature
+from .base import FORBIDDEN_PROBE_TISSUES, HeldTemperature
 
 if TYPE_CHECKING:
     from ..model import Model
@@ -69,8 +69,6 @@ __all__ = ["BODY_TEMPERATURE_C", "IMPEDANCE_PAUSE_S", "BoundRF", "RFSource", "fr
 BODY_TEMPERATURE_C = 37.0
 #: Power-off time after an impedance cut-off (MITA-model default, physics.md §3.1) [s].
 IMPEDANCE_PAUSE_S = 15.0
-#: Tissues an electrode must not touch (as for any needle tip in scenario.py).
-FORBIDDEN_TISSUES = ("spinal_cord", "nerve", "csf")
 _MODES = ("monopolar", "bipolar")
 _CONTROLS = ("power", "temperature")
 
@@ -452,7 +450,7 @@ class BoundRF:
         kind[blocked & (kind == 0)] = -1
         labels = model.labels
         for s_i, s in enumerate(model.structures):
-            if s.tissue in FORBIDDEN_TISSUES and np.any((labels == s_i) & (kind > 0)):
+            if s.tissue in FORBIDDEN_PROBE_TISSUES and np.any((labels == s_i) & (kind > 0)):
                 raise ScenarioError(
                     f"{n}: an electrode lies in {s.tissue} ({s.name}), which RF must not "
                     "touch; move the probe"
