@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 
+import numba
 import numpy as np
 import pytest
 
@@ -16,6 +17,7 @@ from ablasim.damage import (
     accumulate_damage,
     arrhenius_rate,
     cem43_rate,
+    fast_exp,
 )
 
 #: A held constant temperature with the accumulators summing n equal terms: each
@@ -172,6 +174,103 @@ def test_accumulate_damage_matches_the_pure_functions(rng):
     assert np.array_equal(cem == cem0, ~above)  # exactly nothing below or at the floor
     shut = (om >= 4.6) | (inner >= 60.0)
     assert shut.any()
+    assert (~shut).any()
+    np.testing.assert_array_equal(W, np.where(shut, 0.0, W0))
+
+
+# -- the kernel's exp -------------------------------------------------------------------
+@numba.njit
+def _fast_exp_array(y):
+    out = np.empty_like(y)
+    for i in range(y.size):
+        out[i] = fast_exp(y[i])
+    return out
+
+
+def test_fast_exp_matches_math_exp(rng):
+    """The table-and-polynomial exp of the damage kernel against ``math.exp``: a dense
+    sweep across and beyond the table range |y| < 128, every table node n/64 and every
+    rounding boundary (n + 1/2)/64 with their floating-point neighbours. Required: 1e-13
+    relative; it holds to a few ulp (2e-15 guards that). Beyond the table it is math.exp
+    itself, bit for bit; -inf (a label with A = 0) gives exactly 0, NaN stays NaN."""
+    nodes = np.arange(-130 * 64, 130 * 64 + 1) / 64.0
+    ties = nodes + 1.0 / 128.0
+    edges = np.array([-128.0, 128.0, -127.99, 127.99, -700.0, -708.0, -745.0, 300.0, 709.0])
+    y = np.concatenate(
+        [
+            np.linspace(-140.0, 140.0, 280_001),
+            rng.uniform(-128.0, 128.0, 100_000),
+            rng.uniform(-1.0, 1.0, 20_000),
+            *(np.nextafter(a, d) for a in (nodes, ties, edges) for d in (-np.inf, np.inf)),
+            nodes,
+            ties,
+            edges,
+            [0.0, -0.0, 5e-324, -5e-324, 1e-300, -1e-300],
+        ]
+    )
+    got = _fast_exp_array(y)
+    ref = np.array([math.exp(v) for v in y])
+    rel = np.abs(got - ref) / ref
+    assert rel.max() <= 1e-13
+    assert rel.max() <= 2e-15
+    outside = np.abs(y) >= 128.0
+    assert outside.sum() > 10_000
+    np.testing.assert_array_equal(got[outside], ref[outside])
+    special = _fast_exp_array(np.array([-np.inf, np.inf, np.nan]))
+    assert special[0] == 0.0
+    assert special[1] == np.inf
+    assert np.isnan(special[2])
+    assert fast_exp(1.0) == pytest.approx(math.e, rel=1e-15)  # callable from Python too
+
+
+def test_accumulate_damage_matches_numpy_reference_with_many_hot_voxels(rng):
+    """The kernel against a plain NumPy accumulation (np.exp) on a field with most
+    voxels above the floor, over several steps: labels whose Arrhenius exponents fall
+    inside the exp table, above it (ln A = 300) and below it (-170), and one with
+    ln A = -inf (no Arrhenius damage: Omega stays exactly as it was). Some voxels are
+    hot enough (> 228 °C) for the CEM43 exponent to leave the table as well."""
+    shape = (13, 11, 17)
+    ln_a = np.array([math.log(7.39e39), 300.0, 20.0, -np.inf])
+    ea_r = np.array([2.577e5 / GAS_CONSTANT, 75000.0, 60000.0, 3e4])
+    labels = rng.integers(0, len(ln_a), shape).astype(np.uint8)
+    inner = rng.uniform(36.0, 120.0, shape)
+    inner[rng.random(shape) < 0.05] = rng.uniform(228.0, 300.0)
+    inner[0, 0, :3] = (DAMAGE_FLOOR_C, 38.9, 39.1)
+    T = np.full(tuple(n + 2 for n in shape), np.nan)  # ghosts must not be read
+    T[1:-1, 1:-1, 1:-1] = inner
+    t_max0 = rng.uniform(35.0, 80.0, shape)
+    t_min0 = rng.uniform(20.0, 60.0, shape)
+    cem0 = rng.uniform(0.0, 10.0, shape)
+    om0 = rng.uniform(0.0, 5.0, shape)
+    W0 = rng.uniform(1e3, 3e4, shape)
+    W0[om0 >= 4.6] = 0.0
+    t_max, t_min, cem, om, W = (a.copy() for a in (t_max0, t_min0, cem0, om0, W0))
+    dt, steps = 0.37, 3
+    for _ in range(steps):
+        accumulate_damage(T, dt, labels, ln_a, ea_r, t_max, t_min, cem, om, W, 4.6, 60.0, 39.0)
+
+    above = inner > DAMAGE_FLOOR_C
+    assert above.mean() > 0.9
+    x = np.where(inner >= 43.0, inner - 43.0, 2.0 * (inner - 43.0))
+    y_arr = ln_a[labels] - ea_r[labels] / (inner + 273.15)
+    exps = (np.log(2.0) * x, y_arr)
+    assert (np.abs(exps[0][above]) >= 128).any()  # both exponents leave the exp table
+    assert (y_arr[above] >= 128).any()
+    assert (np.abs(y_arr[above]) < 128).any()
+    assert ((y_arr[above] < -128) & np.isfinite(y_arr[above])).any()
+    exp_cem, exp_om = cem0.copy(), om0.copy()
+    for _ in range(steps):
+        exp_cem = np.where(above, exp_cem + dt / 60.0 * np.exp(exps[0]), exp_cem)
+        exp_om = np.where(above, exp_om + dt * np.exp(exps[1]), exp_om)
+    np.testing.assert_array_equal(t_max, np.maximum(t_max0, inner))
+    np.testing.assert_array_equal(t_min, np.minimum(t_min0, inner))
+    np.testing.assert_allclose(cem, exp_cem, rtol=1e-12, atol=0)
+    np.testing.assert_allclose(om, exp_om, rtol=1e-12, atol=0)
+    assert np.array_equal(cem == cem0, ~above)
+    no_arrhenius = labels == 3
+    assert no_arrhenius.any()
+    np.testing.assert_array_equal(om[no_arrhenius], om0[no_arrhenius])
+    shut = (om >= 4.6) | (inner >= 60.0)
     assert (~shut).any()
     np.testing.assert_array_equal(W, np.where(shut, 0.0, W0))
 

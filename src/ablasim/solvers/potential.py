@@ -33,10 +33,13 @@ grounded faces supply, ``Σ_k V_k I_k − Σ_faces V_b I_b``, to the round-off o
 solve (a discrete Tellegen theorem).
 
 The linear system (symmetric positive definite) is solved by conjugate gradients
-preconditioned with smoothed-aggregation algebraic multigrid (pyamg). The sparsity
-pattern is fixed by the geometry and built once; only the values change with σ. The AMG
-hierarchy is kept and reused as the preconditioner for later solves (σ changes slowly
-during a run) and rebuilt when the iteration count has grown.
+preconditioned with a geometric multigrid V-cycle on the grid itself
+(:mod:`.multigrid`, numba; its hierarchy costs about two passes over the grid and is
+rebuilt from σ at every solve), warm-started from the previous solution. The link
+pattern is fixed by the geometry and built once; only the values change with σ.
+``solver="amg"`` uses pyamg's smoothed-aggregation algebraic multigrid instead (kept
+for the benchmark: its set-up takes seconds on 10⁶ unknowns and goes stale as σ
+changes, so its hierarchy is cached and rebuilt when the iteration count has grown).
 """
 
 from __future__ import annotations
@@ -247,6 +250,10 @@ class PotentialSystem:
         the others are insulated. "all" (or "outer"): every face at 0 V.
     theta_min : float
         Smallest cut fraction (keeps the matrix finite when a centre lies on the surface).
+    solver : "multigrid" or "amg"
+        Conjugate gradients preconditioned by the geometric multigrid of
+        :mod:`.multigrid` (default; numba, rebuilt from σ at every solve), or by pyamg's
+        smoothed-aggregation algebraic multigrid (kept for comparison in the benchmark).
     """
 
     def __init__(
@@ -258,7 +265,12 @@ class PotentialSystem:
         level: np.ndarray | None = None,
         ground="all",
         theta_min: float = 1e-6,
+        solver: str = "multigrid",
     ):
+        if solver not in ("multigrid", "amg"):
+            raise ValueError(f'solver must be "multigrid" or "amg", got {solver!r}')
+        self.solver = solver
+        self._mg = None
         kind = np.asarray(electrodes)
         if kind.ndim != 3 or not np.issubdtype(kind.dtype, np.integer):
             raise ValueError("electrodes must be a 3D integer label array")
@@ -337,6 +349,15 @@ class PotentialSystem:
 
     # -- assembly ---------------------------------------------------------------------
     def _conductances(self, sigma: np.ndarray):
+        key = (id(sigma), float(sigma.reshape(-1)[0]), float(sigma.reshape(-1)[-1]))
+        cached = getattr(self, "_g_cache", None)
+        if cached is not None and cached[0] == key and cached[1] is sigma:
+            return cached[2]
+        out = self._compute_conductances(sigma)
+        self._g_cache = (key, sigma, out)
+        return out
+
+    def _compute_conductances(self, sigma: np.ndarray):
         h = self.h
         out = []
         for a, ax in enumerate(self._axes):
@@ -350,8 +371,8 @@ class PotentialSystem:
         g_b = [2.0 * h * sigma[f["slice"]][f["mask"]] for f in self._faces]
         return out, g_b
 
-    def assemble(self, sigma: np.ndarray):
-        """The matrix (CSR, SPD) and right-hand side for conductivity ``sigma`` [S/m]."""
+    def _diagonal(self, sigma: np.ndarray):
+        """Link conductances, diagonal and right-hand side over the unknowns."""
         sigma = np.asarray(sigma, dtype=np.float64)
         if sigma.shape != self.shape:
             raise ValueError(f"sigma has shape {sigma.shape}, expected {self.shape}")
@@ -368,6 +389,12 @@ class PotentialSystem:
         for f, gb in zip(self._faces, g_b, strict=True):
             diag += np.bincount(f["row"], gb, n)
             rhs += np.bincount(f["row"], gb * f["value"], n)
+        return g, diag, rhs
+
+    def assemble(self, sigma: np.ndarray):
+        """The matrix (CSR, SPD) and right-hand side for conductivity ``sigma`` [S/m]."""
+        g, diag, rhs = self._diagonal(sigma)
+        n = self.n_free
         off = [-gg[0] for gg in g]
         vals = np.concatenate([*off, *off, diag])
         A = sp.csr_matrix((vals[self._perm], self._indices, self._indptr), shape=(n, n))
@@ -377,18 +404,72 @@ class PotentialSystem:
     def solve(self, sigma: np.ndarray, *, tol: float = 1e-8, maxiter: int = 500) -> np.ndarray:
         """The potential [V] on the grid (electrodes at their potential, insulators 0).
 
-        Warm-starts from the previous solution and reuses the AMG hierarchy of an earlier
-        solve; the hierarchy is rebuilt (at the next solve) when a solve needed more than
-        30 iterations and more than twice + 10 those of the first solve with it, at most
-        once every 10 solves (large σ changes, e.g. roll-off, cost iterations whatever the
-        hierarchy). ``tol``: relative residual |r| / |b|.
+        Warm-starts from the previous solution. ``tol``: relative residual |r| / |b|.
+        With ``solver="multigrid"`` (default) the geometric multigrid hierarchy is
+        rebuilt from σ at every solve (cheap); with ``solver="amg"`` the pyamg
+        hierarchy of an earlier solve is reused and rebuilt (at the next solve) when a
+        solve needed more than 30 iterations and more than twice + 10 those of the first
+        solve with it, at most once every 10 solves.
         """
+        if self.solver == "amg":
+            x = self._solve_amg(sigma, tol, maxiter)
+            V = np.zeros(self.shape)
+            V[self.free] = x
+        else:
+            V = self._solve_mg(sigma, tol, maxiter)
+        self.solves += 1
+        for k, v in enumerate(self.voltages):
+            V[self.kind == k + 1] = v
+        return V
+
+    def _fail(self, it: int):
+        raise SimulationError(
+            f"the electric potential solve did not converge in {it} iterations; "
+            "check the tissue conductivities"
+        )
+
+    def _solve_mg(self, sigma, tol, maxiter) -> np.ndarray:
+        from .multigrid import MultigridSolver
+
+        if self._mg is None:
+            self._mg = MultigridSolver(self.shape)
+            fine = self._mg.levels[0]
+            pad = np.zeros(fine.D.shape, dtype=bool)
+            pad[1:-1, 1:-1, 1:-1] = self.free
+            self._pad_free = np.flatnonzero(pad)
+            self._pad_links = []
+            for a, ax in enumerate(self._axes):
+                hi_cell = np.zeros(fine.D.shape, dtype=bool)
+                inner = [slice(1, -1)] * 3
+                inner[a] = slice(2, self.shape[a] + 1)
+                hi_cell[tuple(inner)] = ax["ff"]
+                self._pad_links.append(np.flatnonzero(hi_cell))
+            self._xpad = np.zeros(fine.D.shape)
+            self._bpad = np.zeros(fine.D.shape)
+        mg = self._mg
+        fine = mg.levels[0]
+        g, diag, rhs = self._diagonal(sigma)
+        fine.D.reshape(-1)[self._pad_free] = diag
+        for link, arr, (g_ff, _, _) in zip(
+            self._pad_links, (fine.gx, fine.gy, fine.gz), g, strict=True
+        ):
+            arr.reshape(-1)[link] = g_ff
+        self._bpad.reshape(-1)[self._pad_free] = rhs
+        mg.set_operator()
+        it, ok = mg.solve(self._bpad, self._xpad, tol=tol, maxiter=maxiter)
+        if not ok or not np.all(np.isfinite(self._xpad)):
+            self._xpad[...] = 0.0
+            self._fail(it)
+        self.last_iterations = it
+        return self._xpad[1:-1, 1:-1, 1:-1].copy()
+
+    def _solve_amg(self, sigma, tol, maxiter) -> np.ndarray:
         try:
             import pyamg
         except ImportError:  # pragma: no cover - depends on the installation
             raise ImportError(
-                "the RF potential solver needs pyamg; install it with "
-                "`pip install pyamg` (a dependency of ablasim)"
+                "the algebraic-multigrid potential solver needs pyamg; install it with "
+                "`pip install pyamg`, or use the default solver='multigrid'"
             ) from None
 
         A, b = self.assemble(sigma)
@@ -400,22 +481,14 @@ class PotentialSystem:
         x = self._x.copy() if self._x is not None else np.zeros(self.n_free)
         x, it, ok = _pcg(A, b, x, self._ml, tol, maxiter)
         if not ok:
-            raise SimulationError(
-                f"the electric potential solve did not converge in {it} iterations; "
-                "check the tissue conductivities"
-            )
+            self._fail(it)
         self.last_iterations = it
-        self.solves += 1
         if self._iters_at_setup is None:
             self._iters_at_setup = it
         elif it > max(2 * self._iters_at_setup + 10, 30) and self.solves - self._setup_at >= 10:
             self._ml = None  # the hierarchy has gone stale: rebuild it next time
         self._x = x
-        V = np.zeros(self.shape)
-        V[self.free] = x
-        for k, v in enumerate(self.voltages):
-            V[self.kind == k + 1] = v
-        return V
+        return x
 
     # -- post-processing ----------------------------------------------------------------
     def joule_heating(self, sigma: np.ndarray, V: np.ndarray) -> np.ndarray:
