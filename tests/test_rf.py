@@ -279,8 +279,8 @@ def test_bipolar_and_two_probes_bind_and_heat():
 @pytest.mark.slow
 @pytest.mark.xfail(
     strict=False,
-    reason="the model gives ~92 °C at 8 mm (measured 58.7 ± 2.5 °C): no latent heat of "
-    "vaporisation, an assumed electrode and a 48 mm block; see the docstring",
+    reason="the model gives ~90 °C at 8 mm (measured 58.7 ± 2.5 °C): no latent heat of "
+    "vaporisation, an assumed electrode and generator, a 48 mm block; see the docstring",
 )
 def test_haemmerich_schutt_2011_plausibility():
     """physics.md §4b E10 (Haemmerich & Schutt 2011, IEEE TBME 58:404): ex vivo porcine
@@ -289,14 +289,18 @@ def test_haemmerich_schutt_2011_plausibility():
     with a 30 mm exposed tip and coolant at 20 °C (a Cool-tip-like electrode; an uncooled
     needle cannot take 30 W for 12 min), tissue at 20 °C, no perfusion, ground pad as the
     outer boundary of a 48 mm block whose faces are held at 20 °C; thermocouple 8 mm from
-    the axis at mid-tip. Model and experiment differ in electrode and tissue geometry, so the check
-    is a band: 45–75 °C.
+    the axis at mid-tip; the full 30 W throughout (no impedance pauses). Model and
+    experiment differ in electrode and tissue geometry, so the check is a band: 45–75 °C.
 
-    Status: fails. This setup gives 91.9 °C at 8 mm after 12 min (about 5 min to run on 2
-    cores). Likely causes: no latent heat of vaporisation (only the σ roll-off), which
-    holds real tissue near 100 °C and takes up energy; all 21.6 kJ go into a 48 mm block;
-    the electrode and the generator's impedance behaviour are guesses. Left in place so
-    that whoever improves the model sees the change."""
+    Status: fails. This setup gives 89.7 °C at 8 mm and 147 °C at 4 mm after 12 min
+    (6 s to run with the multigrid solver). With the library's default generator rule
+    (15 s pauses when the impedance doubles) it delivers 16.5 of the 21.6 kJ and gives
+    74 °C at 8 mm (76 °C in an 80 mm block): nearer, but the pause rule is our own
+    assumption, so it is not used to pass the test. Likely causes: no latent heat of
+    vaporisation (only the σ roll-off), which holds real tissue near 100 °C and takes up
+    energy; no voltage limit in the generator, so 30 W are driven through desiccated
+    tissue; the electrode and the generator's impedance behaviour are guesses. Left in
+    place so that whoever improves the model sees the change."""
     lib = ab.TissueLibrary.default().with_overrides({"liver": {"perfusion_per_s": 0.0}})
     grid = ab.Grid.from_extent(0.048, 1.0e-3)
     model = ab.Model.uniform(grid, "liver", tissues=lib, boundary=ab.Boundary.body(20.0))
@@ -422,7 +426,8 @@ def test_benchmark_harness_runs():
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     out = mod.main(["--quick"])
-    assert out["solve"]["first_solve_iterations"] > 0
+    assert out["solve"]["multigrid"]["first_iterations"] > 0
+    assert out["solve"]["amg"]["first_iterations"] > 0
     assert out["run"]["solves"] >= 1
 
 

@@ -43,9 +43,16 @@ import math
 
 import numpy as np
 
-from ._jit import jit, jit_serial, prange
+from ._jit import jit, jit_inline, jit_serial, prange
 
-__all__ = ["COARSEST_CELLS", "Level", "MultigridSolver", "pcg"]
+__all__ = [
+    "COARSEST_CELLS",
+    "Level",
+    "MultigridSolver",
+    "link_dissipation",
+    "pcg",
+    "tissue_links",
+]
 
 #: Stop coarsening when a level has at most this many cells (solved densely).
 COARSEST_CELLS = 128
@@ -53,6 +60,72 @@ COARSEST_CELLS = 128
 #: smoothed instead of solved: this many symmetric Gauss-Seidel sweeps.
 COARSEST_SWEEPS = 30
 _DENSE_LIMIT = 1500
+
+
+# -- assembly from a conductivity field ----------------------------------------------------
+@jit_inline
+def _hm(h, a, b):
+    return 2.0 * h * a * b / (a + b)
+
+
+@jit
+def tissue_links(sigma, free, h, D, gx, gy, gz):  # pragma: no cover - compiled
+    """Links between neighbouring unknowns, ``h`` times the harmonic mean of their
+    conductivities [S], into the padded ``gx, gy, gz``, and their sum into ``D``.
+
+    ``sigma`` and ``free`` (1 = unknown) have the unpadded shape. Links to anything else
+    are zero here; add the Dirichlet links to ``D`` afterwards."""
+    nx, ny, nz = sigma.shape
+    for i in prange(nx):
+        for j in range(ny):
+            for k in range(nz):
+                d = 0.0
+                gxl = 0.0
+                gyl = 0.0
+                gzl = 0.0
+                if free[i, j, k]:
+                    s = sigma[i, j, k]
+                    if i > 0 and free[i - 1, j, k]:
+                        gxl = _hm(h, s, sigma[i - 1, j, k])
+                    if i < nx - 1 and free[i + 1, j, k]:
+                        d += _hm(h, s, sigma[i + 1, j, k])
+                    if j > 0 and free[i, j - 1, k]:
+                        gyl = _hm(h, s, sigma[i, j - 1, k])
+                    if j < ny - 1 and free[i, j + 1, k]:
+                        d += _hm(h, s, sigma[i, j + 1, k])
+                    if k > 0 and free[i, j, k - 1]:
+                        gzl = _hm(h, s, sigma[i, j, k - 1])
+                    if k < nz - 1 and free[i, j, k + 1]:
+                        d += _hm(h, s, sigma[i, j, k + 1])
+                gx[i + 1, j + 1, k + 1] = gxl
+                gy[i + 1, j + 1, k + 1] = gyl
+                gz[i + 1, j + 1, k + 1] = gzl
+                D[i + 1, j + 1, k + 1] = d + gxl + gyl + gzl
+
+
+@jit
+def link_dissipation(x, gx, gy, gz, q):  # pragma: no cover - compiled
+    """Power dissipated in the links between unknowns [W], half of each link's
+    ``g ΔV²`` to each end, into ``q`` (unpadded shape; ``x`` padded)."""
+    nx, ny, nz = q.shape
+    for i in prange(1, nx + 1):
+        for j in range(1, ny + 1):
+            for k in range(1, nz + 1):
+                c = x[i, j, k]
+                a = x[i - 1, j, k] - c
+                b = x[i + 1, j, k] - c
+                e = x[i, j - 1, k] - c
+                f = x[i, j + 1, k] - c
+                g = x[i, j, k - 1] - c
+                m = x[i, j, k + 1] - c
+                q[i - 1, j - 1, k - 1] = 0.5 * (
+                    gx[i, j, k] * a * a
+                    + gx[i + 1, j, k] * b * b
+                    + gy[i, j, k] * e * e
+                    + gy[i, j + 1, k] * f * f
+                    + gz[i, j, k] * g * g
+                    + gz[i, j, k + 1] * m * m
+                )
 
 
 # -- kernels ------------------------------------------------------------------------------

@@ -349,15 +349,6 @@ class PotentialSystem:
 
     # -- assembly ---------------------------------------------------------------------
     def _conductances(self, sigma: np.ndarray):
-        key = (id(sigma), float(sigma.reshape(-1)[0]), float(sigma.reshape(-1)[-1]))
-        cached = getattr(self, "_g_cache", None)
-        if cached is not None and cached[0] == key and cached[1] is sigma:
-            return cached[2]
-        out = self._compute_conductances(sigma)
-        self._g_cache = (key, sigma, out)
-        return out
-
-    def _compute_conductances(self, sigma: np.ndarray):
         h = self.h
         out = []
         for a, ax in enumerate(self._axes):
@@ -428,33 +419,67 @@ class PotentialSystem:
             "check the tissue conductivities"
         )
 
-    def _solve_mg(self, sigma, tol, maxiter) -> np.ndarray:
+    def _mg_setup(self) -> None:
+        """Grid-form data of the multigrid path, built at the first solve."""
         from .multigrid import MultigridSolver
 
+        self._mg = MultigridSolver(self.shape)
+        padded = self._mg.levels[0].D.shape
+        pad_of = np.full(self.n_free, -1, dtype=np.int64)  # unknown -> padded flat index
+        grid_of = np.flatnonzero(self.free)  # unknown -> unpadded flat index
+        pad = np.zeros(padded, dtype=bool)
+        pad[1:-1, 1:-1, 1:-1] = self.free
+        pad_of[:] = np.flatnonzero(pad)
+        self._free_u8 = self.free.astype(np.uint8)
+        # Dirichlet links (to electrodes and grounded faces): short lists
+        rows, ks, inv_theta = [], [], []
+        for ax in self._axes:
+            for part in ("fe", "ef"):
+                rows.append(ax[f"{part}_row"])
+                ks.append(ax[f"{part}_k"])
+                inv_theta.append(1.0 / ax[f"{part}_theta"])
+        self._d_row = np.concatenate(rows)
+        self._d_pad = pad_of[self._d_row]
+        self._d_grid = grid_of[self._d_row]
+        self._d_k = np.concatenate(ks)
+        self._d_factor = self.h * np.concatenate(inv_theta)  # g = factor * sigma
+        f_rows = [f["row"] for f in self._faces]
+        self._b_row = np.concatenate(f_rows) if f_rows else np.empty(0, dtype=np.int64)
+        self._b_pad = pad_of[self._b_row]
+        self._b_grid = grid_of[self._b_row]
+        vals = [f["value"] for f in self._faces]
+        self._b_value = np.concatenate(vals) if vals else np.empty(0)
+        self._rhs_at = np.concatenate([self._d_pad, self._b_pad])  # where b can be != 0
+        self._xpad = np.zeros(padded)
+        self._bpad = np.zeros(padded)
+
+    def _mg_operator(self, sigma: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Fill the finest level (links, diagonal, right-hand side) from ``sigma``;
+        returns the Dirichlet-link and face conductances [S]."""
+        from .multigrid import tissue_links
+
         if self._mg is None:
-            self._mg = MultigridSolver(self.shape)
-            fine = self._mg.levels[0]
-            pad = np.zeros(fine.D.shape, dtype=bool)
-            pad[1:-1, 1:-1, 1:-1] = self.free
-            self._pad_free = np.flatnonzero(pad)
-            self._pad_links = []
-            for a, ax in enumerate(self._axes):
-                hi_cell = np.zeros(fine.D.shape, dtype=bool)
-                inner = [slice(1, -1)] * 3
-                inner[a] = slice(2, self.shape[a] + 1)
-                hi_cell[tuple(inner)] = ax["ff"]
-                self._pad_links.append(np.flatnonzero(hi_cell))
-            self._xpad = np.zeros(fine.D.shape)
-            self._bpad = np.zeros(fine.D.shape)
+            self._mg_setup()
+        fine = self._mg.levels[0]
+        sflat = sigma.reshape(-1)
+        tissue_links(sigma, self._free_u8, self.h, fine.D, fine.gx, fine.gy, fine.gz)
+        g_d = self._d_factor * sflat[self._d_grid]
+        g_b = 2.0 * self.h * sflat[self._b_grid]
+        D = fine.D.reshape(-1)
+        np.add.at(D, self._d_pad, g_d)
+        np.add.at(D, self._b_pad, g_b)
+        b = self._bpad.reshape(-1)
+        b[self._rhs_at] = 0.0
+        np.add.at(b, self._d_pad, g_d * self.voltages[self._d_k])
+        np.add.at(b, self._b_pad, g_b * self._b_value)
+        return g_d, g_b
+
+    def _solve_mg(self, sigma, tol, maxiter) -> np.ndarray:
+        sigma = np.ascontiguousarray(sigma, dtype=np.float64)
+        if sigma.shape != self.shape:
+            raise ValueError(f"sigma has shape {sigma.shape}, expected {self.shape}")
+        self._mg_last = self._mg_operator(sigma)
         mg = self._mg
-        fine = mg.levels[0]
-        g, diag, rhs = self._diagonal(sigma)
-        fine.D.reshape(-1)[self._pad_free] = diag
-        for link, arr, (g_ff, _, _) in zip(
-            self._pad_links, (fine.gx, fine.gy, fine.gz), g, strict=True
-        ):
-            arr.reshape(-1)[link] = g_ff
-        self._bpad.reshape(-1)[self._pad_free] = rhs
         mg.set_operator()
         it, ok = mg.solve(self._bpad, self._xpad, tol=tol, maxiter=maxiter)
         if not ok or not np.all(np.isfinite(self._xpad)):
@@ -462,6 +487,33 @@ class PotentialSystem:
             self._fail(it)
         self.last_iterations = it
         return self._xpad[1:-1, 1:-1, 1:-1].copy()
+
+    def solve_heating(self, sigma: np.ndarray, *, tol: float = 1e-8):
+        """Solve, then the Joule heat and electrode currents of that solution.
+
+        Returns ``(V, Q, I)``: potential [V], power density [W/m^3] (as
+        :meth:`joule_heating`) and the current leaving each electrode [A] (as
+        :meth:`currents`). With the multigrid solver this reuses the link conductances
+        of the solve (compiled, one pass) instead of recomputing them.
+        """
+        V = self.solve(sigma, tol=tol)
+        if self.solver != "multigrid":
+            return V, self.joule_heating(sigma, V), self.currents(sigma, V)
+        from .multigrid import link_dissipation
+
+        fine = self._mg.levels[0]
+        g_d, g_b = self._mg_last
+        q = np.empty(self.shape)
+        link_dissipation(self._xpad, fine.gx, fine.gy, fine.gz, q)
+        qf = q.reshape(-1)
+        xin = self._xpad.reshape(-1)
+        dv = xin[self._d_pad] - self.voltages[self._d_k]
+        np.add.at(qf, self._d_grid, g_d * dv * dv)
+        dvb = xin[self._b_pad] - self._b_value
+        np.add.at(qf, self._b_grid, g_b * dvb * dvb)
+        q /= self.h**3
+        cur = np.bincount(self._d_k, -g_d * dv, self.voltages.size)
+        return V, q, cur
 
     def _solve_amg(self, sigma, tol, maxiter) -> np.ndarray:
         try:
