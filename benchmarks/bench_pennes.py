@@ -6,11 +6,17 @@ by 15-35 % between runs, so only ratios within one run are meaningful):
 * the machine's memory bandwidth, a STREAM triad ``a = b + s*c`` in numba (24 B/element);
 * the bound on voxel updates per second (MVUPS) of the kernel: bandwidth / bytes the
   step must move per voxel (read T, k, 1/rho c, W, Q, write T' = 48 B in float64);
-* the fused numba kernel and the plain NumPy reference, median time per step;
-* the damage pass that follows every step (CEM43, Arrhenius, extremes), and the two
-  together: what one time step of a simulation costs. The benchmark field lies between
-  37 and 47 °C everywhere, so 80 % of the voxels are above the 39 °C dose floor and
-  take two exponentials each: the worst case (in a treatment a small fraction is);
+* the numba step kernel (``pennes_step``) and the plain NumPy reference, median time
+  per step;
+* the damage accumulation (extremes, CEM43, Arrhenius, perfusion shut-down): as a
+  separate pass (``accumulate_damage``), the step and that pass in sequence, and the
+  step with damage in one pass that a simulation runs (``pennes_damage_step``: each
+  z-row's damage right after its update, while it is in cache), on two fields: "hot",
+  37-47 °C everywhere, 80 % of the voxels above the 39 °C dose floor with two
+  exponentials each (the worst case), and "treatment", 37-37.2 °C with a hot ball of
+  1.4 % of the voxels (half-way through the vertebra-mw example, 28 % of the voxels
+  were above the floor: in between). The four are timed in turn, repeat after repeat
+  (the host's noise falls on all alike), and their medians compared;
 * the time to compile the kernel in a fresh process, cold and with the on-disk cache.
 
 Run:  python benchmarks/bench_pennes.py [--sizes 64 128 192] [--json out.json] [--quick]
@@ -29,7 +35,7 @@ import time
 import numba
 import numpy as np
 
-from ablasim.damage import accumulate_damage
+from ablasim.damage import accumulate_damage, pennes_damage_step
 from ablasim.solvers import Boundary, fill_ghosts, pennes_step, pennes_step_numpy
 
 BYTES_PER_VOXEL = 6 * 8  # T, k, 1/rho c, W, Q read; T' written (float64)
@@ -70,6 +76,46 @@ def make_problem(n: int, seed: int = 0):
     labels = np.zeros(shape, dtype=np.uint8)
     phase = np.array([[3.7e6, 2.0e6, 2.5e8, -8.0, -1.0]])
     return T, k, inv_rhoc, W, Q, labels, phase
+
+
+def treatment_field(T: np.ndarray, seed: int = 1) -> np.ndarray:
+    """A field like a treatment's: 37-37.2 °C, and 45-90 °C in a ball of radius n/6.6
+    (1.4 % of the voxels) off the centre."""
+    rng = np.random.default_rng(seed)
+    n = T.shape[0] - 2
+    x = (np.arange(n + 2) - 0.4 * n) / n
+    r2 = x[:, None, None] ** 2 + x[None, :, None] ** 2 + x[None, None, :] ** 2
+    Tt = 37.0 + 0.2 * rng.random(T.shape)
+    ball = r2 < 0.15**2
+    Tt[ball] = 45.0 + 45.0 * rng.random(int(ball.sum()))
+    return Tt
+
+
+def accumulators(T: np.ndarray) -> tuple:
+    """t_max, t_min, CEM43, Omega for a padded field: extremes 3 K either side of it."""
+    t = T[1:-1, 1:-1, 1:-1]
+    return t + 3.0, t - 3.0, np.zeros(t.shape), np.zeros(t.shape)
+
+
+def time_interleaved(calls: dict, repeats: int) -> dict:
+    """Median wall time [s] of each ``name: (fn, args)`` (fn may be a sequence of
+    functions, called in turn with their args), timed in turn each repeat (the host's
+    noise then falls on all alike), after one warm-up call each."""
+    seqs = {
+        name: (tuple(zip(fn, args, strict=True)) if isinstance(fn, tuple) else ((fn, args),))
+        for name, (fn, args) in calls.items()
+    }
+    ts = {name: [] for name in seqs}
+    for seq in seqs.values():
+        for f, a in seq:
+            f(*a)
+    for _ in range(repeats):
+        for name, seq in seqs.items():
+            t0 = time.perf_counter()
+            for f, a in seq:
+                f(*a)
+            ts[name].append(time.perf_counter() - t0)
+    return {name: float(np.median(v)) for name, v in ts.items()}
 
 
 def time_step(fn, args, repeats: int) -> float:
@@ -124,9 +170,10 @@ def main(argv=None) -> dict:
     )
     print(
         f"{'grid':>6} {'numba ms':>9} {'MVUPS':>7} {'of bound':>8} "
-        f"{'numpy ms':>9} {'MVUPS':>7} {'speed-up':>8} {'damage ms':>9} {'step+dmg MVUPS':>14}"
+        f"{'numpy ms':>9} {'MVUPS':>7} {'speed-up':>8}"
     )
     rows = []
+    damage_rows = []
     kinds, values, hcoefs = Boundary.body().as_arrays()
     for n in args.sizes:
         T, k, inv_rhoc, W, Q, labels, phase = make_problem(n)
@@ -135,13 +182,6 @@ def main(argv=None) -> dict:
         a = (T, k, inv_rhoc, W, Q, 37.0, 0.05, 5e-4, out, labels, phase, False)
         t_nb = time_step(pennes_step, a, args.repeats)
         t_np = time_step(pennes_step_numpy, a, args.numpy_repeats)
-        shape = (n, n, n)
-        dmg = (
-            out, 0.05, labels, np.array([np.log(7.39e39)]), np.array([2.577e5 / 8.314]),
-            np.full(shape, 40.0), np.full(shape, 37.0), np.zeros(shape), np.zeros(shape),
-            W.copy(), 4.6, 60.0, 39.0,
-        )  # fmt: skip
-        t_dmg = time_step(accumulate_damage, dmg, args.repeats)
         nv = n**3
         row = {
             "n": n,
@@ -151,16 +191,55 @@ def main(argv=None) -> dict:
             "numpy_ms": t_np * 1e3,
             "numpy_mvups": nv / t_np / 1e6,
             "speedup": t_np / t_nb,
-            "damage_ms": t_dmg * 1e3,
-            "step_with_damage_mvups": nv / (t_nb + t_dmg) / 1e6,
         }
-        rows.append(row)
         print(
             f"{n:>5}³ {row['numba_ms']:9.2f} {row['numba_mvups']:7.0f} "
             f"{row['fraction_of_bound']:8.0%} {row['numpy_ms']:9.1f} "
-            f"{row['numpy_mvups']:7.1f} {row['speedup']:7.0f}× {row['damage_ms']:9.2f} "
-            f"{row['step_with_damage_mvups']:14.0f}"
+            f"{row['numpy_mvups']:7.1f} {row['speedup']:7.0f}×"
         )
+        tables = (np.array([np.log(7.39e39)]), np.array([2.577e5 / 8.314]))
+        for field, Tf in (("hot", T), ("treatment", treatment_field(T))):
+            fill_ghosts(Tf, k, kinds, values, hcoefs, 5e-4)
+            a = (Tf, k, inv_rhoc, W, Q, 37.0, 0.05, 5e-4, out, labels, phase, False)
+            pennes_step(*a)  # the new field the damage pass reads
+            acc_sep, acc_fused = accumulators(out), accumulators(out)
+            W_sep, W_fused = W.copy(), W.copy()
+            a_sep = (*a[:3], W_sep, *a[4:])
+            dmg = (out, 0.05, labels, *tables, *acc_sep, W_sep, 4.6, 60.0, 39.0)
+            fused = (*a[:3], W_fused, *a[4:], *tables, *acc_fused, 4.6, 60.0, 39.0)
+            t = time_interleaved(
+                {
+                    "step": (pennes_step, a),
+                    "damage": (accumulate_damage, dmg),
+                    "step_then_damage": ((pennes_step, accumulate_damage), (a_sep, dmg)),
+                    "fused": (pennes_damage_step, fused),
+                },
+                args.repeats,
+            )
+            drow = {"n": n, "field": field}
+            drow.update({f"{key}_ms": v * 1e3 for key, v in t.items()})
+            drow.update({f"{key}_mvups": nv / v / 1e6 for key, v in t.items()})
+            drow["fused_speedup"] = t["step_then_damage"] / t["fused"]
+            damage_rows.append(drow)
+            if field == "hot":  # the keys of the table before the fused kernel
+                row["damage_ms"] = drow["damage_ms"]
+                row["step_with_damage_mvups"] = drow["step_then_damage_mvups"]
+                row["fused_mvups"] = drow["fused_mvups"]
+        rows.append(row)
+    print(
+        f"\nstep with damage, M voxel updates/s (ms), medians of {args.repeats} interleaved "
+        "repeats:"
+    )
+    print(
+        f"{'grid':>6} {'field':>9} {'plain step':>14} {'damage pass':>14} "
+        f"{'step+damage':>14} {'fused':>14} {'fused gain':>10}"
+    )
+    for d in damage_rows:
+        cells = " ".join(
+            f"{d[f'{key}_mvups']:6.0f} ({d[f'{key}_ms']:5.1f})"
+            for key in ("step", "damage", "step_then_damage", "fused")
+        )
+        print(f"{d['n']:>5}³ {d['field']:>9} {cells} {d['fused_speedup']:9.2f}×")
     comp = compile_times()
     print(
         f"compile (fresh process, import + first call): cold {comp['cold_s']:.1f} s, "
@@ -172,6 +251,7 @@ def main(argv=None) -> dict:
         "bytes_per_voxel": BYTES_PER_VOXEL,
         "threads": numba.get_num_threads(),
         "rows": rows,
+        "damage_rows": damage_rows,
         "compile": comp,
     }
     if args.json:

@@ -18,11 +18,12 @@ def rng():
 
 @pytest.fixture
 def interrupt_after(monkeypatch):
-    """``interrupt_after(n)`` makes the damage pass raise KeyboardInterrupt on its n-th
-    call, as a Ctrl-C mid-run would; ``monkeypatch.undo()`` restores it."""
+    """``interrupt_after(n)`` makes the time step (Pennes with damage, called once per
+    step) raise KeyboardInterrupt on its n-th call, as a Ctrl-C mid-run would;
+    ``monkeypatch.undo()`` restores it."""
     import ablasim.simulation as simulation
 
-    real = simulation.accumulate_damage
+    real = simulation.pennes_damage_step
 
     def arm(n_calls: int) -> None:
         calls = [0]
@@ -33,7 +34,7 @@ def interrupt_after(monkeypatch):
                 raise KeyboardInterrupt
             return real(*args)
 
-        monkeypatch.setattr(simulation, "accumulate_damage", flaky)
+        monkeypatch.setattr(simulation, "pennes_damage_step", flaky)
 
     return arm
 

@@ -18,4 +18,7 @@ def test_bench_pennes_quick(tmp_path):
     assert row["numba_mvups"] > 0
     assert row["numpy_mvups"] > 0
     assert row["step_with_damage_mvups"] > 0
+    assert row["fused_mvups"] > 0
+    assert {d["field"] for d in res["damage_rows"]} == {"hot", "treatment"}
+    assert all(d["fused_mvups"] > 0 and d["step_then_damage_mvups"] > 0 for d in res["damage_rows"])
     assert (tmp_path / "b.json").stat().st_size > 100

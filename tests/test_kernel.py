@@ -132,6 +132,7 @@ def test_enthalpy_roundtrip_and_numpy_agree(rng):
     ("face", "expected"),
     [
         (FaceCondition("temperature", 20.0), "dirichlet"),
+        (FaceCondition("body", 20.0), "ghost"),
         (FaceCondition("adiabatic"), "zero"),
         (FaceCondition("convective", 15.0, 80.0), "robin"),
     ],
@@ -148,6 +149,9 @@ def test_ghost_rules_give_the_face_flux(face, expected):
     t_face = 0.5 * (tg + t1)
     if expected == "dirichlet":
         assert t_face == pytest.approx(20.0)
+    elif expected == "ghost":  # held half a voxel beyond the face: weight 1, not 2
+        assert tg == 20.0
+        assert flux_in == pytest.approx(0.5 * (20.0 - t1) / h, rel=1e-12)
     elif expected == "zero":
         assert flux_in == 0.0
     else:
@@ -177,8 +181,13 @@ def test_stable_dt_is_the_max_principle_limit(rng):
     maximum principle); 1 % above it, the worst voxel's weight turns negative."""
     T, k, inv_rhoc, W, _Q, labels = random_problem(rng, (8, 7, 6))
     fill_ghosts_copy(k)
-    # a held-temperature face (weight 2 k/h^2) at 0 degC, so ghosts depend on T_1 only
-    b = Boundary.body(0.0).with_face("y_max", FaceCondition("convective", 0.0, 500.0))
+    # faces held at 0 degC (the ghost itself, weight k/h^2) and at the face (weight
+    # 2 k/h^2), and a convective face: every ghost depends on T_1 only
+    b = (
+        Boundary.body(0.0)
+        .with_face("y_max", FaceCondition("convective", 0.0, 500.0))
+        .with_face("x_min", FaceCondition("temperature", 0.0))
+    )
     h = 1e-3
     dt = stable_dt(k, inv_rhoc, W, h, b)
     w = _self_weights(T.shape, k, inv_rhoc, W, labels, b, h, dt)
@@ -187,3 +196,62 @@ def test_stable_dt_is_the_max_principle_limit(rng):
     assert w.min() <= 1e-9
     w_over = _self_weights(T.shape, k, inv_rhoc, W, labels, b, h, 1.01 * dt)
     assert w_over.min() < -1e-3
+
+
+# -- the step with damage in one pass ---------------------------------------------------
+@pytest.mark.parametrize("phase_change", [False, True])
+def test_fused_step_equals_step_then_damage_pass(rng, phase_change):
+    """``pennes_damage_step`` gives what ``pennes_step`` followed by
+    ``accumulate_damage`` on the new field gives: temperatures, extremes, both doses and
+    the perfusion shut-down, on a random heterogeneous grid with many voxels above the
+    39 °C dose floor and above the 60 °C shut-down, four labels (one without Arrhenius
+    damage) and, with phase change, frozen and mushy voxels."""
+    from ablasim.damage import accumulate_damage, pennes_damage_step
+
+    shape = (19, 14, 23)
+    T, k, inv_rhoc, W, Q, _ = random_problem(rng, shape)
+    labels = rng.integers(0, 3, shape).astype(np.uint8)
+    labels[rng.random(shape) < 0.2] = 3  # the fourth Arrhenius label
+    phase = np.vstack([PHASE, PHASE[0]])
+    ln_a = np.array([np.log(7.39e39), np.log(3.1e98), 20.0, -np.inf])
+    ea_r = np.array([2.577e5, 6.28e5, 6.0e4, 3.0e4]) / 8.314462618
+    c = (slice(1, -1),) * 3
+    if not phase_change:
+        T[c] = rng.uniform(30.0, 95.0, shape)  # a heated field
+    t_max = T[c] + rng.uniform(-3.0, 3.0, shape)  # new extremes in about half the voxels
+    t_min = T[c] - rng.uniform(-3.0, 3.0, shape)
+    cem = rng.uniform(0.0, 300.0, shape)
+    om = rng.uniform(0.0, 5.0, shape)
+    W[om >= 4.6] = 0.0
+    W[:, :3, :] = 0.0  # whole rows already without flow
+    T[1:-1, 1:4, 1:-1] = 37.0  # and rows below the dose floor
+    sep = [a.copy() for a in (t_max, t_min, cem, om, W)]
+    fused = [a.copy() for a in sep]
+    out_sep = np.zeros_like(T)
+    out_fused = np.zeros_like(T)
+    args = (T, k, inv_rhoc)
+    rest = (Q, 37.0, 0.05, 1e-3)
+    r_sep = pennes_step(*args, sep[4], *rest, out_sep, labels, phase, phase_change)
+    accumulate_damage(out_sep, 0.05, labels, ln_a, ea_r, *sep, 4.6, 60.0, 39.0)
+    r_fused = pennes_damage_step(
+        *args, fused[4], *rest, out_fused, labels, phase, phase_change,
+        ln_a, ea_r, *fused[:4], 4.6, 60.0, 39.0,
+    )  # fmt: skip
+
+    new = out_sep[c]
+    assert (new > 39.0).mean() > 0.3
+    assert (new >= 60.0).any()
+    assert ((new < t_max) & (new > t_min)).any()
+    assert ((new > t_max) | (new < t_min)).mean() > 0.3
+    if phase_change:
+        assert (new < -1.0).any()
+    # the same arithmetic, inlined in two kernels: equal up to round-off (the row update
+    # may contract into FMAs differently); O(100) temperatures to 1e-12 relative
+    np.testing.assert_allclose(out_fused[c], new, rtol=1e-12, atol=0)
+    assert r_fused[0] == pytest.approx(r_sep[0], rel=1e-12)
+    assert r_fused[1] == pytest.approx(r_sep[1], rel=1e-12)
+    assert r_fused[2] == r_sep[2] == True  # noqa: E712 (a numba bool)
+    for name, a, b in zip(("t_max", "t_min", "cem43", "omega", "W"), fused, sep, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=0, err_msg=name)
+    np.testing.assert_array_equal(fused[4] == 0.0, sep[4] == 0.0)
+    assert (sep[4] == 0.0).mean() > (W == 0.0).mean()  # the shut-down did happen

@@ -8,6 +8,8 @@ plausibility range; bad input.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 from analytic import observed_order
@@ -200,6 +202,25 @@ def test_power_control_delivers_the_set_power():
     assert b.deposit(Q, T2 + 5.0, 1.0) == pytest.approx(8.0)
     assert b.system.solves >= 2 + 1  # (+1: the check solve above)
     assert Q.sum() * h3 == pytest.approx(8.0, rel=1e-10)
+
+
+def test_voltage_limit_caps_the_power():
+    """With a generator limit V_max, the delivered power is min(P_set, V_max² / Z); the
+    set power is delivered when the cap is above it."""
+    model = _model()
+    T = np.full(model.grid.shape, 37.0)
+    free = _probe(control="power", power_W=8.0).bind(model)
+    free.deposit(np.zeros(model.grid.shape), T, 0.0)
+    z = free.telemetry()["impedance_ohm"]
+    v_need = math.sqrt(8.0 * z)
+    for v_max, expect in ((0.5 * v_need, 0.25 * 8.0), (2.0 * v_need, 8.0)):
+        b = _probe(control="power", power_W=8.0, max_voltage_V=v_max).bind(model)
+        Q = np.zeros(model.grid.shape)
+        assert b.deposit(Q, T, 0.0) == pytest.approx(expect, rel=1e-12)
+        assert Q.sum() * model.grid.voxel_volume == pytest.approx(expect, rel=1e-10)
+        assert b.telemetry()["voltage_V"] <= v_max * (1 + 1e-12)
+    with pytest.raises(ScenarioError, match="max_voltage_V"):
+        _probe(control="power", power_W=8.0, max_voltage_V=0.0)
 
 
 def test_power_control_in_a_simulation():

@@ -138,7 +138,7 @@ def test_validation_example_builds_with_the_override_in_the_model():
     assert model.tissues["muscle"].conductivity_W_mK == pytest.approx(0.5)
     assert np.all(model.field("perfusion_per_s") == pytest.approx(0.002))
     # no [boundary]: every outer face held at the blood temperature
-    assert all(f.kind == "temperature" for f in model.boundary.faces)
+    assert all(f.kind == "body" for f in model.boundary.faces)
     assert all(f.temperature_C == pytest.approx(37.0) for f in model.boundary.faces)
     (phase,) = built.phases
     assert phase.duration == pytest.approx(1800.0)
@@ -197,8 +197,8 @@ def test_grid_from_shape_and_boundary_faces():
     assert np.mean(model.grid.axes()[0]) == pytest.approx(0.005)
     kinds = [f.kind for f in model.boundary.faces]
     assert kinds.count("adiabatic") == 1
-    assert kinds.count("temperature") == 5
-    assert all(f.temperature_C == 36.0 for f in model.boundary.faces if f.kind == "temperature")
+    assert kinds.count("body") == 5
+    assert all(f.temperature_C == 36.0 for f in model.boundary.faces if f.kind == "body")
 
 
 def test_load_scenario_reads_a_file_with_paths_relative_to_it(tmp_path):

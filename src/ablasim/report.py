@@ -39,7 +39,7 @@ def assumptions(result: Result, criterion_text: str, source_kinds: set[str]) -> 
         + (
             "held at body temperature - the grid must be large enough that the heat "
             "does not reach them"
-            if faces == {"temperature"}
+            if faces <= {"temperature", "body"}
             else ", ".join(sorted(faces))
         )
         + ".",
@@ -280,8 +280,9 @@ def render_text(report: dict[str, Any]) -> str:
         f"Grid {g['shape']} voxels of {g['spacing_mm']} mm; {t['steps']} steps in "
         f"{t['wall_s']:.1f} s ({t['voxel_updates_per_s'] / 1e6:.0f} M voxel updates/s). "
         f"Where the time went: building the model {t.get('build_s', 0.0):.1f} s, "
-        f"set-up and compilation {t['setup_s']:.1f} s, Pennes steps {t['pennes_s']:.1f} s, "
-        f"damage {t['damage_s']:.1f} s, sources/thermocouples/bookkeeping "
+        f"set-up and compilation {t['setup_s']:.1f} s, Pennes steps with damage "
+        f"{t['pennes_s']:.1f} s, held-voxel damage {t['damage_s']:.1f} s, "
+        "sources/thermocouples/bookkeeping "
         f"{t['other_s']:.1f} s, safety analysis {t.get('analysis_s', 0.0):.1f} s",
     ]
     return "\n".join(lines) + "\n"

@@ -655,17 +655,14 @@ def _read_boundary(b: _Table | None, errors) -> Boundary:
         elif kind == "convective":
             base = FaceCondition("convective", temp or 0.0, h or 0.0)
         else:
-            base = FaceCondition("temperature", 37.0 if temp is None else temp)
+            base = FaceCondition("body", 37.0 if temp is None else temp)
         out = []
         for f in faces:
             if f is None:
                 out.append(base)
             else:
                 fk, ftemp, fh = f
-                fk = "temperature" if fk == "body" else fk
-                out.append(
-                    FaceCondition(fk or "temperature", 37.0 if ftemp is None else ftemp, fh or 0.0)
-                )
+                out.append(FaceCondition(fk or "body", 37.0 if ftemp is None else ftemp, fh or 0.0))
         return Boundary(tuple(out))
     except ScenarioError as exc:
         errors.add("boundary", str(exc))

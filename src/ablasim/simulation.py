@@ -1,4 +1,4 @@
-"""The time loop: sources -> Q, held voxels -> Pennes step (numba) -> damage ->
+"""The time loop: sources -> Q, held voxels -> Pennes step with damage (numba) ->
 thermocouples and cut-off -> samples and checkpoints.
 
 :func:`simulate` runs a protocol (a list of :class:`Phase`) on a
@@ -15,6 +15,13 @@ Temperatures, damage and the perfusion state carry over from phase to phase.
   the clinical safeguard does; the next phase starts as planned.
 * With ``checkpoint=PATH`` the whole state is saved atomically every
   ``checkpoint_interval`` seconds of wall time; ``resume=True`` continues from it.
+* Damage (extremes, CEM43, Arrhenius, perfusion shut-down) is accumulated inside the
+  step, row by row while the new temperatures are in cache
+  (:func:`~ablasim.damage.pennes_damage_step`); the few voxels held at a temperature
+  after the step have their damage redone at the held value
+  (:func:`~ablasim.damage.redo_damage`), so the result is that of a separate damage pass
+  after the hold. ``timing["pennes_s"]`` is the fused step, ``timing["damage_s"]`` the
+  held-voxel fix-up.
 """
 
 from __future__ import annotations
@@ -33,7 +40,15 @@ import numba
 import numpy as np
 
 from . import damage as damage_module
-from .damage import DAMAGE_FLOOR_C, GAS_CONSTANT, DamageFields, PerfusionShutdown, accumulate_damage
+from .damage import (
+    DAMAGE_FLOOR_C,
+    GAS_CONSTANT,
+    DamageFields,
+    PerfusionShutdown,
+    pennes_damage_step,
+    redo_damage,
+    save_voxels,
+)
 from .errors import ScenarioError, SimulationError, StabilityError
 from .fileio import atomic_write
 from .model import Model
@@ -326,21 +341,15 @@ def _warm_up() -> None:
     fill_ghosts(T, k, kinds, values, hc, 1e-3)
     pennes_step(T, k, one, one, one, 37.0, 1e-3, 1e-3, T.copy(), lab, tab, False)
     z = np.zeros((1, 1, 1))
-    damage_module.accumulate_damage(
-        T,
-        1e-3,
-        lab,
-        np.zeros(1),
-        np.zeros(1),
-        z.copy(),
-        z.copy(),
-        z.copy(),
-        z.copy(),
-        z.copy(),
-        1.0,
-        1.0,
-        39.0,
-    )
+    dmg = (z.copy(), z.copy(), z.copy(), z.copy(), z.copy())  # t_max .. omega, W
+    step = (T, k, one, dmg[4], one, 37.0, 1e-3, 1e-3, T.copy(), lab, tab, False)
+    tables = (np.zeros(1), np.zeros(1))
+    # through the module: a test may replace this module's name to interrupt a run
+    damage_module.pennes_damage_step(*step, *tables, *dmg[:4], 1.0, 1.0, 39.0)
+    v = np.zeros(1, dtype=np.int64)
+    saved = np.empty((5, 1))
+    save_voxels(v, v, v, *dmg, saved)
+    redo_damage(T, v, v, v, saved, 1e-3, lab, *tables, *dmg, 1.0, 1.0, 39.0)
 
 
 class _ThreadChooser:
@@ -352,7 +361,10 @@ class _ThreadChooser:
     becomes several times *slower* than a serial one. So every ``interval`` seconds of
     wall time a few trial steps (into the scratch buffer, results discarded) are timed
     with one thread and with all of them, and the faster is kept. With ``threads`` given,
-    that number is used throughout.
+    that number is used throughout. The trials run the plain step
+    (:func:`~ablasim.solvers.pennes_step`), not the one with damage, which would add
+    their damage to the accumulators a second time; the plain step shows as well
+    whether the second core is free.
     """
 
     def __init__(self, threads: int | None, interval: float = 20.0, trials: int = 3):
@@ -635,6 +647,11 @@ def simulate(
                 else np.empty(0, dtype=np.int64)
             )
             pval = np.concatenate([x.temperature_C for x in held]) if held else np.empty(0)
+            # the held voxels, each once, whose damage is redone after the hold
+            vi, vj, vm = (
+                np.ascontiguousarray(a - 1) for a in np.unravel_index(np.unique(pidx), T.shape)
+            )
+            saved = np.empty((5, vi.size))
             # latent heat wherever something can freeze: a cold start, a face held or
             # cooled below freezing, or a probe held below it in this phase
             phase_change = bool(
@@ -665,11 +682,18 @@ def simulate(
                     T, f.k, f.inv_rhoc, st.W, Qs, blood_T, dt_phase, h, T_new,
                     labels, f.phase, phase_change,
                 )  # fmt: skip
+                dmg = st.damage
+                acc = (dmg.t_max, dmg.t_min, dmg.cem43, dmg.omega)
                 if chooser.due():
                     chooser.choose(pennes_step, step_args)
                 c0 = time.perf_counter()
-                tmax, tmin, finite = pennes_step(*step_args)
+                if vi.size:
+                    save_voxels(vi, vj, vm, *acc, st.W, saved)
                 c1 = time.perf_counter()
+                tmax, tmin, finite = pennes_damage_step(
+                    *step_args, ln_a, ea_r, *acc, shut_omega, shut_t, DAMAGE_FLOOR_C
+                )
+                c2 = time.perf_counter()
                 if not finite or tmax > T_RUNAWAY[1] or tmin < T_RUNAWAY[0]:
                     raise SimulationError(
                         f"the simulation blew up in phase {phase.name!r} at t = "
@@ -685,24 +709,14 @@ def simulate(
                 if pidx.size:
                     T.reshape(-1)[pidx] = pval
                 fill_ghosts(T, f.k, kinds, values, hcoefs, h)
-                c2 = time.perf_counter()
-                accumulate_damage(
-                    T,
-                    dt_phase,
-                    labels,
-                    ln_a,
-                    ea_r,
-                    st.damage.t_max,
-                    st.damage.t_min,
-                    st.damage.cem43,
-                    st.damage.omega,
-                    st.W,
-                    shut_omega,
-                    shut_t,
-                    DAMAGE_FLOOR_C,
-                )
-                t_damage += time.perf_counter() - c2
-                t_kernel += c1 - c0
+                c3 = time.perf_counter()
+                if vi.size:
+                    redo_damage(
+                        T, vi, vj, vm, saved, dt_phase, labels, ln_a, ea_r, *acc, st.W,
+                        shut_omega, shut_t, DAMAGE_FLOOR_C,
+                    )  # fmt: skip
+                t_damage += (c1 - c0) + (time.perf_counter() - c3)
+                t_kernel += c2 - c1
                 st.phase_energy[p_i] += power * dt_phase
                 st.step += 1
                 st.total_steps += 1

@@ -129,6 +129,20 @@ def link_dissipation(x, gx, gy, gz, q):  # pragma: no cover - compiled
 
 
 # -- kernels ------------------------------------------------------------------------------
+@jit_inline
+def _stencil(x, D, gx, gy, gz, i, j, k):
+    """(A x) at cell (i, j, k) of the padded arrays."""
+    return (
+        D[i, j, k] * x[i, j, k]
+        - gx[i, j, k] * x[i - 1, j, k]
+        - gx[i + 1, j, k] * x[i + 1, j, k]
+        - gy[i, j, k] * x[i, j - 1, k]
+        - gy[i, j + 1, k] * x[i, j + 1, k]
+        - gz[i, j, k] * x[i, j, k - 1]
+        - gz[i, j, k + 1] * x[i, j, k + 1]
+    )
+
+
 @jit
 def _apply(x, D, gx, gy, gz, out):  # pragma: no cover - compiled
     """out = A x on the interior (padded arrays; zero ghosts)."""
@@ -136,15 +150,7 @@ def _apply(x, D, gx, gy, gz, out):  # pragma: no cover - compiled
     for i in prange(1, nx + 1):
         for j in range(1, ny + 1):
             for k in range(1, nz + 1):
-                out[i, j, k] = (
-                    D[i, j, k] * x[i, j, k]
-                    - gx[i, j, k] * x[i - 1, j, k]
-                    - gx[i + 1, j, k] * x[i + 1, j, k]
-                    - gy[i, j, k] * x[i, j - 1, k]
-                    - gy[i, j + 1, k] * x[i, j + 1, k]
-                    - gz[i, j, k] * x[i, j, k - 1]
-                    - gz[i, j, k + 1] * x[i, j, k + 1]
-                )
+                out[i, j, k] = _stencil(x, D, gx, gy, gz, i, j, k)
 
 
 @jit
@@ -154,15 +160,7 @@ def _residual(x, b, D, gx, gy, gz, r):  # pragma: no cover - compiled
     for i in prange(1, nx + 1):
         for j in range(1, ny + 1):
             for k in range(1, nz + 1):
-                r[i, j, k] = b[i, j, k] - (
-                    D[i, j, k] * x[i, j, k]
-                    - gx[i, j, k] * x[i - 1, j, k]
-                    - gx[i + 1, j, k] * x[i + 1, j, k]
-                    - gy[i, j, k] * x[i, j - 1, k]
-                    - gy[i, j + 1, k] * x[i, j + 1, k]
-                    - gz[i, j, k] * x[i, j, k - 1]
-                    - gz[i, j, k + 1] * x[i, j, k + 1]
-                )
+                r[i, j, k] = b[i, j, k] - _stencil(x, D, gx, gy, gz, i, j, k)
 
 
 @jit

@@ -126,6 +126,27 @@ def _row_phase(T, k, W, Q, t_art, dt, inv_h2, out, labels, phase, i, j):
         out[i, j, m] = temperature_from_enthalpy(hv, rc, rcf, lat, tsol, tliq)
 
 
+@jit_inline
+def _row_update(T, k, inv_rhoc, W, Q, t_art, dt, inv_h2, out, labels, phase, phase_change, i, j):
+    """New temperatures of z-row (i, j) into ``out`` (padded indices), either step kind."""
+    if phase_change:
+        _row_phase(T, k, W, Q, t_art, dt, inv_h2, out, labels, phase, i, j)
+    else:
+        _row_plain(T, k, inv_rhoc, W, Q, t_art, dt, inv_h2, out, i, j)
+
+
+@jit_inline
+def _row_extremes(out, i, j, a, b, s):
+    """Running max ``a``, min ``b`` and non-finite sum ``s`` updated with z-row (i, j)
+    of ``out`` (a separate loop after the update, so both loops vectorise)."""
+    for m in range(1, out.shape[2] - 1):
+        v = out[i, j, m]
+        a = v if v > a else a
+        b = v if v < b else b
+        s += 0.0 * v
+    return a, b, s
+
+
 @jit
 def pennes_step(T, k, inv_rhoc, W, Q, t_art, dt, h, out, labels, phase, phase_change):
     """One forward-Euler step of the enthalpy Pennes equation; writes ``out``'s interior.
@@ -166,8 +187,11 @@ def pennes_step(T, k, inv_rhoc, W, Q, t_art, dt, h, out, labels, phase, phase_ch
     over the row while it is still in L1 cache. (A reduction inside the update loop
     stops vectorisation and halves the speed.) ``0 * t`` summed over the row is NaN as
     soon as one value is NaN or infinite, which keeps that check vectorisable too.
+    :func:`ablasim.damage.pennes_damage_step` is this step with the damage accumulation
+    of each row done in the same pass (what a simulation runs); both inline the same
+    row functions.
     """
-    nx, ny, nz = inv_rhoc.shape
+    nx, ny = inv_rhoc.shape[0], inv_rhoc.shape[1]
     inv_h2 = 1.0 / (h * h)
     rmax = np.empty(nx)
     rmin = np.empty(nx)
@@ -177,15 +201,10 @@ def pennes_step(T, k, inv_rhoc, W, Q, t_art, dt, h, out, labels, phase, phase_ch
         b = np.inf
         s = 0.0
         for j in range(1, ny + 1):
-            if phase_change:
-                _row_phase(T, k, W, Q, t_art, dt, inv_h2, out, labels, phase, i, j)
-            else:
-                _row_plain(T, k, inv_rhoc, W, Q, t_art, dt, inv_h2, out, i, j)
-            for m in range(1, nz + 1):
-                v = out[i, j, m]
-                a = v if v > a else a
-                b = v if v < b else b
-                s += 0.0 * v
+            _row_update(
+                T, k, inv_rhoc, W, Q, t_art, dt, inv_h2, out, labels, phase, phase_change, i, j
+            )
+            a, b, s = _row_extremes(out, i, j, a, b, s)
         rmax[i - 1] = a
         rmin[i - 1] = b
         rbad[i - 1] = s

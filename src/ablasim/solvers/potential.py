@@ -50,8 +50,9 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..errors import SimulationError
-from ._jit import jit, jit_inline, jit_serial, prange
+from ._jit import jit, jit_inline, prange
 from .boundary import FACE_NAMES
+from .multigrid import _axpy, _dot, _xpby
 
 __all__ = [
     "ROLLOFF_END_C",
@@ -589,32 +590,10 @@ class PotentialSystem:
         return total
 
 
-# -- preconditioned conjugate gradients ------------------------------------------------------
+# -- conjugate gradients with pyamg's V-cycle (the solver="amg" path) ------------------------
 # Written here rather than taken from pyamg/scipy: their dot products and norms go through
-# a multithreaded BLAS, which stalls (100x slower) next to numba's OpenMP worker threads
-# that keep spinning after every parallel kernel. These vector kernels are serial numba:
-# memory-bound, and free of thread wake-up costs on the small grids of most runs.
-@jit_serial
-def _dot(a, b):  # pragma: no cover - compiled
-    s = 0.0
-    for i in range(a.size):
-        s += a[i] * b[i]
-    return s
-
-
-@jit_serial
-def _axpy(y, alpha, x):  # pragma: no cover - compiled
-    for i in range(y.size):
-        y[i] += alpha * x[i]
-
-
-@jit_serial
-def _xpby(x, beta, y):  # pragma: no cover - compiled
-    """y = x + beta * y"""
-    for i in range(y.size):
-        y[i] = x[i] + beta * y[i]
-
-
+# a multithreaded BLAS, which stalls (100x slower) next to numba's worker threads. The
+# vector kernels are the serial numba ones of the multigrid module.
 def _vcycle(ml, b, level=0):
     """One AMG V-cycle on ``A x = b`` from x = 0 (the preconditioner)."""
     lv = ml.levels[level]
