@@ -74,7 +74,7 @@ def make_problem(n: int, seed: int = 0):
     W = rng.choice([1.2e3, 2.2e3, 2.5e3, 1.1e4, 0.0], size=shape)
     Q = np.where(rng.random(shape) < 0.01, 1e6, 0.0)
     labels = np.zeros(shape, dtype=np.uint8)
-    phase = np.array([[3.7e6, 2.0e6, 2.5e8, -8.0, -1.0]])
+    phase = np.array([[3.7e6, 2.0e6, 2.5e8, -8.0, -1.0, 1.8e9, 95.0, 100.0]])
     return T, k, inv_rhoc, W, Q, labels, phase
 
 

@@ -22,14 +22,15 @@ def _random_model(rng, shape=(14, 12, 10), h=1e-3):
 def _stored_heat(model, T):
     """Volumetric enthalpy summed over the grid [J] (zero at each tissue's solidus)."""
     p = model.thermal_fields.phase[model.labels]
-    hv = enthalpy_numpy(T, p[..., 0], p[..., 1], p[..., 2], p[..., 3], p[..., 4])
+    hv = enthalpy_numpy(T, *(p[..., c] for c in range(p.shape[-1])))
     return hv.sum() * model.grid.voxel_volume
 
 
-@pytest.mark.parametrize("initial", [37.0, -30.0])
+@pytest.mark.parametrize("initial", [37.0, -30.0, 94.0])
 def test_insulated_box_conserves_energy(rng, initial):
     """Heat in (power x time) equals heat stored, to round-off; also across freezing
-    (initial -30 °C: the source melts tissue through the latent-heat interval)."""
+    (initial -30 °C: the source melts tissue through the latent-heat interval) and
+    boiling (initial 94 °C: the source boils the tissue's water at 95-100 °C)."""
     model = _random_model(rng)
     power, duration = 0.8, 300.0
     src = ab.VolumetricSource.box((0, 0, 0), (0.004, 0.004, 0.004), power=power)
@@ -42,3 +43,5 @@ def test_insulated_box_conserves_energy(rng, initial):
     assert after - before == pytest.approx(delivered, rel=1e-9)
     if initial < 0:
         assert res.temperature.max() > -1.0  # the test did cross the mushy interval
+    if initial > 90:
+        assert res.temperature.max() > 100.0  # and the vaporisation interval

@@ -23,16 +23,16 @@ from ablasim.solvers.pennes import (
 
 PHASE = np.array(
     [
-        [3.6e6, 1.9e6, 2.5e8, -8.0, -1.0],
-        [2.5e6, 2.5e6, 3.0e7, -8.0, -1.0],
-        [1.5e6, 1.5e6, 0.0, -8.0, -1.0],
+        [3.6e6, 1.9e6, 2.5e8, -8.0, -1.0, 1.7e9, 95.0, 100.0],
+        [2.5e6, 2.5e6, 3.0e7, -8.0, -1.0, 2.0e8, 95.0, 100.0],
+        [1.5e6, 1.5e6, 0.0, -8.0, -1.0, 0.0, 95.0, 100.0],
     ]
 )
 
 
 def random_problem(rng, shape=(19, 14, 11)):
     pshape = tuple(n + 2 for n in shape)
-    T = rng.uniform(-40.0, 90.0, pshape)
+    T = rng.uniform(-40.0, 110.0, pshape)  # through freezing and boiling
     k = rng.uniform(0.15, 2.0, pshape)
     inv_rhoc = 1.0 / rng.uniform(1.5e6, 4.2e6, shape)
     W = rng.uniform(0.0, 2e4, shape)
@@ -113,8 +113,8 @@ def test_harmonic_mean_gives_exact_two_layer_flux():
 
 
 def test_enthalpy_roundtrip_and_numpy_agree(rng):
-    t = rng.uniform(-60.0, 80.0, 2000)
-    t = np.concatenate([t, [-8.0, -1.0, -4.5]])
+    t = rng.uniform(-60.0, 130.0, 2000)
+    t = np.concatenate([t, [-8.0, -1.0, -4.5, 95.0, 100.0, 97.5]])
     for row in PHASE:
         hv = np.array([enthalpy(v, *row) for v in t])
         np.testing.assert_allclose(hv, enthalpy_numpy(t, *row), rtol=1e-12, atol=1e-3)
@@ -122,9 +122,13 @@ def test_enthalpy_roundtrip_and_numpy_agree(rng):
         np.testing.assert_allclose(back, t, atol=1e-9)
         np.testing.assert_allclose(temperature_from_enthalpy_numpy(hv, *row), t, atol=1e-9)
     # latent heat: from solidus to liquidus the enthalpy rises by mean rho c * dT + L
-    rc, rcf, lat, tsol, tliq = PHASE[0]
+    rc, rcf, lat, tsol, tliq, latv, tv0, tv1 = PHASE[0]
     assert enthalpy(tliq, *PHASE[0]) - enthalpy(tsol, *PHASE[0]) == pytest.approx(
         0.5 * (rc + rcf) * (tliq - tsol) + lat
+    )
+    # and boiling: rho c dT plus the latent heat of vaporisation
+    assert enthalpy(tv1, *PHASE[0]) - enthalpy(tv0, *PHASE[0]) == pytest.approx(
+        rc * (tv1 - tv0) + latv
     )
 
 
@@ -156,6 +160,39 @@ def test_ghost_rules_give_the_face_flux(face, expected):
         assert flux_in == 0.0
     else:
         assert flux_in == pytest.approx(80.0 * (15.0 - t_face), rel=1e-12)
+
+
+def test_boiling_plateau_follows_the_enthalpy_exactly():
+    """A uniform, insulated block heated at a constant power density has no gradients, so
+    its enthalpy rises exactly as Q t and T(t) is the inverse enthalpy of H0 + Q t. It
+    crosses 95-100 °C in (rho c * 5 K + L_v) / Q, here 17.2 s (a plain heat equation
+    would take 0.18 s), also in a run without freezing (the boiling rows switch to the
+    enthalpy update by themselves)."""
+    shape, h, dt, q = (4, 3, 5), 1e-3, 0.1, 1e8
+    row = PHASE[0]
+    labels = np.zeros(shape, np.uint8)
+    k = np.full(tuple(n + 2 for n in shape), 0.5)
+    inv_rhoc = np.full(shape, 1.0 / row[0])
+    zero = np.zeros(shape)
+    Q = np.full(shape, q)
+    b = Boundary.adiabatic()
+    T = np.full(k.shape, 90.0)
+    h0 = enthalpy(90.0, *row)
+    times, temps = [], []
+    for n in range(1, 301):
+        fill_ghosts(T, k, *b.as_arrays(), h)
+        out = np.zeros_like(T)
+        pennes_step(T, k, inv_rhoc, zero, Q, 37.0, dt, h, out, labels, PHASE, False)
+        T = out
+        times.append(n * dt)
+        temps.append(T[2, 2, 2])
+        exact = temperature_from_enthalpy(h0 + q * n * dt, *row)
+        assert np.all(np.abs(T[1:-1, 1:-1, 1:-1] - exact) <= 1e-9), (n, T[2, 2, 2], exact)
+    temps = np.asarray(temps)
+    t_in = np.asarray(times)[(temps > 95.0) & (temps < 100.0)]
+    span = (row[0] * 5.0 + row[5]) / q
+    assert span == pytest.approx(17.2, rel=0.01)
+    assert t_in.max() - t_in.min() == pytest.approx(span, abs=2 * dt)
 
 
 def _self_weights(T_shape, k, inv_rhoc, W, labels, b, h, dt):

@@ -16,6 +16,7 @@ from .anatomy import Phantom, Structure
 from .errors import ScenarioError, suggest
 from .grid import Grid
 from .solvers import PHASE_COLUMNS, Boundary, fill_ghosts_copy
+from .solvers.pennes import TISSUE_WATER_FRACTION, VAPORISATION_C, WATER_LATENT_HEAT_J_KG
 from .tissues import TissueLibrary
 
 __all__ = ["BYTES_PER_VOXEL", "Model", "ThermalFields"]
@@ -40,7 +41,7 @@ class ThermalFields:
         Perfusion coefficient omega_b rho_b c_b [W/m^3/K].
     Q_met : ndarray
         Metabolic heat [W/m^3].
-    phase : ndarray, shape (n_labels, 5)
+    phase : ndarray, shape (n_labels, 8)
         Phase-change table per label, columns :data:`ablasim.solvers.PHASE_COLUMNS`.
     """
 
@@ -180,6 +181,9 @@ class Model:
                 latent,
                 self.label_table("freezing_end_C"),
                 self.label_table("freezing_start_C"),
+                rho * TISSUE_WATER_FRACTION * WATER_LATENT_HEAT_J_KG,
+                np.full(rho.shape, VAPORISATION_C[0]),
+                np.full(rho.shape, VAPORISATION_C[1]),
             ],
             axis=1,
         )

@@ -31,7 +31,9 @@ def assumptions(result: Result, criterion_text: str, source_kinds: set[str]) -> 
         "segmental arteries, epidural veins) and CSF flow are not modelled and would cool "
         "their surroundings further.",
         "Tissue properties: IT'IS database values (constant in temperature in this version); "
-        "perfusion, the least certain of them, varies several-fold between patients.",
+        "perfusion, the least certain of them, varies several-fold between patients. "
+        "Tissue water boils at 95-100 °C (latent heat for a water fraction of 0.74, that "
+        "of soft tissue, also in bone); the vapour does not move.",
         f"Grid: {h_mm:g} mm voxels; structures thinner than about two voxels "
         f"(< {2 * h_mm:g} mm, e.g. the cortical shell and small roots) are resolved only "
         "roughly, and temperatures are voxel averages.",
@@ -64,14 +66,15 @@ def assumptions(result: Result, criterion_text: str, source_kinds: set[str]) -> 
             "Microwave: the SAR comes from a surrogate antenna model (a line of radiators "
             "with exponential attenuation through each tissue's dielectric properties and "
             "a tear-drop weighting), not a Maxwell solve: no wavelength effects, no "
-            "reflection at tissue interfaces, no vaporisation or antenna cooling, so "
-            "temperatures next to the antenna are overestimated."
+            "reflection at tissue interfaces, no change of the SAR as tissue dries, no "
+            "antenna cooling, so temperatures next to the antenna are overestimated."
         )
     if "rf" in source_kinds:
         out.append(
             "RF: quasi-static electric potential with sigma(T) rising 1.5 %/K and a "
             "desiccation roll-off at 100-105 °C; no capacitive effects, no electrode "
-            "interface impedance, no vapour transport."
+            "interface impedance, no vapour transport; between re-solves of the "
+            "potential the heating keeps its last shape."
         )
     if any(p.cutoff_at_s is not None for p in result.phases):
         out.append(

@@ -16,6 +16,16 @@ the piecewise-linear :func:`enthalpy` of its tissue (latent heat spread uniforml
 the mushy interval), and the step is ``T' = T(H(T) + dt * rhs)``: the state is the
 temperature, and H is formed and inverted on the fly, so no second state array is moved.
 
+Boiling: the enthalpy also holds the latent heat of vaporisation of the tissue's water
+(ρ × water fraction × 2257 kJ/kg, about 1.7 GJ/m³), spread over 95-100 °C as in the
+MITA-model RF studies (physics.md §1.2). Tissue next to an RF electrode or a microwave
+antenna then sits near 100 °C while its water boils off, instead of heating straight
+through, which takes up much energy and slows the electrical roll-off. Rows that reach
+95 °C take the enthalpy update even in a run without freezing (see ``_row_update``).
+Not modelled: vapour transport and condensation elsewhere, charring, and the drop of
+heat capacity of dried tissue (0.6 MJ/m³/K in the MITA study; keeping ``ρc`` avoids a
+6x shorter explicit time step, and matters only after the water is gone).
+
 Validity: linear conduction with properties frozen during one step (they may be updated
 between steps), isotropic voxels, explicit stability limit; the scheme is conservative
 (the face fluxes telescope) and obeys the discrete maximum principle at ``dt <= stable_dt``.
@@ -32,6 +42,9 @@ from ._jit import jit, jit_inline, prange
 
 __all__ = [
     "PHASE_COLUMNS",
+    "TISSUE_WATER_FRACTION",
+    "VAPORISATION_C",
+    "WATER_LATENT_HEAT_J_KG",
     "enthalpy",
     "enthalpy_numpy",
     "pennes_step",
@@ -42,26 +55,54 @@ __all__ = [
 ]
 
 #: Columns of the per-label phase-change table.
-PHASE_COLUMNS = ("rho_c", "rho_c_frozen", "latent_J_m3", "T_solidus_C", "T_liquidus_C")
+PHASE_COLUMNS = (
+    "rho_c",
+    "rho_c_frozen",
+    "latent_J_m3",
+    "T_solidus_C",
+    "T_liquidus_C",
+    "latent_vap_J_m3",
+    "T_vap_start_C",
+    "T_vap_end_C",
+)
+
+#: Latent heat of vaporisation of water at 100 °C [J/kg] (CRC Handbook, 2257 kJ/kg;
+#: MITA-model uses 2260 kJ/kg, physics.md §1.2).
+WATER_LATENT_HEAT_J_KG = 2.257e6
+#: Mass fraction of water in soft tissue [-]: 0.74, the MITA-model RF sensitivity
+#: study's nominal value for liver (range 0.71-0.76, physics.md §1.2); used for every
+#: tissue [U for bone, fat and others, whose water content is lower].
+TISSUE_WATER_FRACTION = 0.74
+#: Vaporisation interval [°C]: the latent heat is spread over 95-100 °C (MITA-model: an
+#: interval ending at 100 °C whose width the study varied from 1 to 10 K).
+VAPORISATION_C = (95.0, 100.0)
 
 
 @jit_inline
-def enthalpy(t, rc, rcf, lat, tsol, tliq):
+def enthalpy(t, rc, rcf, lat, tsol, tliq, latv, tv0, tv1):
     """Volumetric enthalpy [J/m^3] at temperature ``t`` [°C], zero at the solidus.
 
     Frozen below ``tsol`` (heat capacity ``rcf``), liquid above ``tliq`` (``rc``), and in
-    between the mean heat capacity plus the latent heat ``lat`` [J/m^3] spread uniformly.
+    between the mean heat capacity plus the latent heat ``lat`` [J/m^3] spread uniformly;
+    the tissue water's latent heat of vaporisation ``latv`` [J/m^3] is spread uniformly
+    over ``tv0``-``tv1`` (above it the heat capacity stays ``rc``: see the module notes).
     """
     cm = 0.5 * (rc + rcf) + lat / (tliq - tsol)
     if t <= tsol:
         return rcf * (t - tsol)
     if t <= tliq:
         return cm * (t - tsol)
-    return cm * (tliq - tsol) + rc * (t - tliq)
+    hl = cm * (tliq - tsol)
+    if t <= tv0:
+        return hl + rc * (t - tliq)
+    h0 = hl + rc * (tv0 - tliq)
+    if t <= tv1:
+        return h0 + (rc + latv / (tv1 - tv0)) * (t - tv0)
+    return h0 + latv + rc * (t - tv0)
 
 
 @jit_inline
-def temperature_from_enthalpy(hv, rc, rcf, lat, tsol, tliq):
+def temperature_from_enthalpy(hv, rc, rcf, lat, tsol, tliq, latv, tv0, tv1):
     """Inverse of :func:`enthalpy` [°C]."""
     cm = 0.5 * (rc + rcf) + lat / (tliq - tsol)
     if hv <= 0.0:
@@ -69,7 +110,13 @@ def temperature_from_enthalpy(hv, rc, rcf, lat, tsol, tliq):
     hl = cm * (tliq - tsol)
     if hv <= hl:
         return tsol + hv / cm
-    return tliq + (hv - hl) / rc
+    h0 = hl + rc * (tv0 - tliq)
+    if hv <= h0:
+        return tliq + (hv - hl) / rc
+    cv = rc + latv / (tv1 - tv0)
+    if hv <= h0 + cv * (tv1 - tv0):
+        return tv0 + (hv - h0) / cv
+    return tv1 + (hv - h0 - cv * (tv1 - tv0)) / rc
 
 
 @jit_inline
@@ -122,17 +169,37 @@ def _row_phase(T, k, W, Q, t_art, dt, inv_h2, out, labels, phase, i, j):
         lat = phase[lab, 2]
         tsol = phase[lab, 3]
         tliq = phase[lab, 4]
-        hv = enthalpy(tc, rc, rcf, lat, tsol, tliq) + dt * rhs
-        out[i, j, m] = temperature_from_enthalpy(hv, rc, rcf, lat, tsol, tliq)
+        latv = phase[lab, 5]
+        tv0 = phase[lab, 6]
+        tv1 = phase[lab, 7]
+        hv = enthalpy(tc, rc, rcf, lat, tsol, tliq, latv, tv0, tv1) + dt * rhs
+        out[i, j, m] = temperature_from_enthalpy(hv, rc, rcf, lat, tsol, tliq, latv, tv0, tv1)
+
+
+@jit_inline
+def _row_max(a, i, j):
+    m = -np.inf
+    for k in range(1, a.shape[2] - 1):
+        m = max(m, a[i, j, k])
+    return m
 
 
 @jit_inline
 def _row_update(T, k, inv_rhoc, W, Q, t_art, dt, inv_h2, out, labels, phase, phase_change, i, j):
-    """New temperatures of z-row (i, j) into ``out`` (padded indices), either step kind."""
+    """New temperatures of z-row (i, j) into ``out`` (padded indices), either step kind.
+
+    The plain update is redone with the enthalpy one in a row that is, or would get,
+    hot enough to boil (at or above the lowest ``T_vap_start_C``): the two agree
+    wherever no phase changes, so only the few rows next to an ablation probe pay."""
     if phase_change:
         _row_phase(T, k, W, Q, t_art, dt, inv_h2, out, labels, phase, i, j)
     else:
         _row_plain(T, k, inv_rhoc, W, Q, t_art, dt, inv_h2, out, i, j)
+        tv = phase[0, 6]
+        for lab in range(1, phase.shape[0]):
+            tv = min(tv, phase[lab, 6])
+        if _row_max(out, i, j) >= tv or _row_max(T, i, j) >= tv:
+            _row_phase(T, k, W, Q, t_art, dt, inv_h2, out, labels, phase, i, j)
 
 
 @jit_inline
@@ -214,22 +281,30 @@ def pennes_step(T, k, inv_rhoc, W, Q, t_art, dt, h, out, labels, phase, phase_ch
 # -- NumPy reference ------------------------------------------------------------------
 
 
-def enthalpy_numpy(t, rc, rcf, lat, tsol, tliq):
+def enthalpy_numpy(t, rc, rcf, lat, tsol, tliq, latv, tv0, tv1):
     """NumPy version of :func:`enthalpy` (elementwise on arrays)."""
     cm = 0.5 * (rc + rcf) + lat / (tliq - tsol)
-    return np.where(
-        t <= tsol,
-        rcf * (t - tsol),
-        np.where(t <= tliq, cm * (t - tsol), cm * (tliq - tsol) + rc * (t - tliq)),
+    hl = cm * (tliq - tsol)
+    h0 = hl + rc * (tv0 - tliq)
+    cv = rc + latv / (tv1 - tv0)
+    return np.select(
+        [t <= tsol, t <= tliq, t <= tv0, t <= tv1],
+        [rcf * (t - tsol), cm * (t - tsol), hl + rc * (t - tliq), h0 + cv * (t - tv0)],
+        h0 + latv + rc * (t - tv0),
     )
 
 
-def temperature_from_enthalpy_numpy(hv, rc, rcf, lat, tsol, tliq):
+def temperature_from_enthalpy_numpy(hv, rc, rcf, lat, tsol, tliq, latv, tv0, tv1):
     """NumPy version of :func:`temperature_from_enthalpy`."""
     cm = 0.5 * (rc + rcf) + lat / (tliq - tsol)
     hl = cm * (tliq - tsol)
-    return np.where(
-        hv <= 0.0, tsol + hv / rcf, np.where(hv <= hl, tsol + hv / cm, tliq + (hv - hl) / rc)
+    h0 = hl + rc * (tv0 - tliq)
+    cv = rc + latv / (tv1 - tv0)
+    h1 = h0 + cv * (tv1 - tv0)
+    return np.select(
+        [hv <= 0.0, hv <= hl, hv <= h0, hv <= h1],
+        [tsol + hv / rcf, tsol + hv / cm, tliq + (hv - hl) / rc, tv0 + (hv - h0) / cv],
+        tv1 + (hv - h1) / rc,
     )
 
 
@@ -247,12 +322,14 @@ def pennes_step_numpy(T, k, inv_rhoc, W, Q, t_art, dt, h, out, labels, phase, ph
             kn = k[nb]
             div += 2.0 * kc * kn / (kc + kn) * (T[nb] - tc)
     rhs = div / (h * h) + W * (t_art - tc) + Q
-    if phase_change:
+    tn = tc + dt * inv_rhoc * rhs
+    # the enthalpy update everywhere with freezing, else in the z-rows that boil
+    rows = np.maximum(tn, tc).max(axis=2, keepdims=True) >= phase[:, 6].min()
+    if phase_change or rows.any():
         p = phase[labels]
-        args = (p[..., 0], p[..., 1], p[..., 2], p[..., 3], p[..., 4])
-        tn = temperature_from_enthalpy_numpy(enthalpy_numpy(tc, *args) + dt * rhs, *args)
-    else:
-        tn = tc + dt * inv_rhoc * rhs
+        args = tuple(p[..., c] for c in range(len(PHASE_COLUMNS)))
+        th = temperature_from_enthalpy_numpy(enthalpy_numpy(tc, *args) + dt * rhs, *args)
+        tn = th if phase_change else np.where(rows, th, tn)
     out[c] = tn
     return float(tn.max()), float(tn.min()), bool(np.all(np.isfinite(tn)))
 
