@@ -230,6 +230,11 @@ def test_power_control_in_a_simulation():
     assert np.allclose(res.power[1:], 3.0, rtol=0.01)
     assert res.phases[0].energy_J == pytest.approx(180.0, rel=0.01)
     assert res.temperature.max() > 45.0
+    # the run's timing names the potential solves (the report's timing line shows it)
+    t = res.timing["sources"]["rf"]
+    assert t["what"] == "potential solves"
+    assert t["count"] == res.telemetry["rf_solves"][-1] >= 1
+    assert 0.0 < t["seconds"] < res.timing["wall_s"]
 
 
 @pytest.mark.parametrize(

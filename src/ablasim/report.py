@@ -286,7 +286,12 @@ def render_text(report: dict[str, Any]) -> str:
         f"set-up and compilation {t['setup_s']:.1f} s, Pennes steps with damage "
         f"{t['pennes_s']:.1f} s, held-voxel damage {t['damage_s']:.1f} s, "
         "sources/thermocouples/bookkeeping "
-        f"{t['other_s']:.1f} s, safety analysis {t.get('analysis_s', 0.0):.1f} s",
+        f"{t['other_s']:.1f} s"
+        + "".join(
+            f" (of which {name} {v['what']} {v['seconds']:.1f} s, {v['count']})"
+            for name, v in (t.get("sources") or {}).items()
+        )
+        + f", safety analysis {t.get('analysis_s', 0.0):.1f} s",
     ]
     return "\n".join(lines) + "\n"
 

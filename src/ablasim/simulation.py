@@ -789,8 +789,20 @@ def simulate(
             ),
             "resumed_from_s": resumed_from,
             "threads": chooser.summary(),
+            "sources": _source_timing(bound),
         },
     )
+
+
+def _source_timing(bound) -> dict:
+    """{source name: its timing()} for the bound sources that report one."""
+    out = {}
+    for phase_sources in bound:
+        for b in phase_sources:
+            timing = getattr(b, "timing", None)
+            if timing is not None and b.name not in out:
+                out[b.name] = timing()
+    return out
 
 
 def _record(st: _State, t, phase_index, power, sensor_set, nerves, sources) -> None:

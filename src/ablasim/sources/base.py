@@ -69,6 +69,9 @@ class BoundSource(Protocol):
     # Optional: ``telemetry(self) -> dict[str, float]`` -- quantities to log with every
     # sample of the time series (e.g. ``{"impedance_ohm": 82.0, "tip_C": 69.8}``); the
     # simulation writes them to timeseries.csv as ``<source name>_<key>``.
+    # Optional: ``timing(self) -> dict`` -- where the source's own time went, e.g.
+    # ``{"what": "potential solves", "count": 81, "seconds": 12.3}``; the report's
+    # timing line names it.
 
 
 @runtime_checkable

@@ -46,6 +46,7 @@ every step.) The multigrid solver keeps no set-up between solves
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -535,12 +536,26 @@ class BoundRF:
         self._power = 0.0
         self._tip = math.nan
         self.pauses = 0
+        self.solve_seconds = 0.0
 
     # -- protocol -------------------------------------------------------------------------
     def held(self) -> HeldTemperature | None:
         return self._held
 
     def _solve(self, T: np.ndarray) -> None:
+        t0 = time.perf_counter()
+        self._solve_now(T)
+        self.solve_seconds += time.perf_counter() - t0
+
+    def timing(self) -> dict:
+        """Time spent in potential solves (see :mod:`ablasim.sources.base`)."""
+        return {
+            "what": "potential solves",
+            "count": self.system.solves,
+            "seconds": self.solve_seconds,
+        }
+
+    def _solve_now(self, T: np.ndarray) -> None:
         Tb = T[self.box]
         conductivity_factor(Tb, self.coeff, self.sigma, vap_fraction=SIGMA_VAP_FRACTION)
         self.sigma *= self.sigma0
