@@ -50,6 +50,22 @@ def test_multigrid_equals_a_sparse_direct_solve(rng, ground):
     assert np.all(V[kind == 2] == -3.0)
 
 
+def test_single_precision_v_cycle_meets_the_tolerance(rng):
+    """At the time loop's tolerances (>= 1e-6) the V-cycle runs in float32; conjugate
+    gradients stays in float64, so the true residual still meets the tolerance."""
+    shape, h = (23, 19, 27), 1e-3
+    kind, sigma, level = _problem(shape, rng, h)
+    sysm = pot.PotentialSystem(kind, [10.0, -3.0], h, level=level, ground="all")
+    A, b = sysm.assemble(sigma)
+    for tol in (1e-3, 1e-5):
+        V = sysm.solve(sigma, tol=tol)
+        assert sysm._mg.levels[0].x.dtype == np.float32
+        r = b - A @ V[sysm.free]
+        assert np.linalg.norm(r) <= tol * np.linalg.norm(b)
+    sysm.solve(sigma, tol=1e-10)  # and back in double precision below 1e-6
+    assert sysm._mg.levels[0].x.dtype == np.float64
+
+
 def test_grid_form_heating_and_currents_equal_the_reference(rng):
     shape, h = (23, 19, 27), 1e-3
     kind, sigma, level = _problem(shape, rng, h)

@@ -425,7 +425,7 @@ class PotentialSystem:
         from .multigrid import MultigridSolver
 
         self._mg = MultigridSolver(self.shape)
-        padded = self._mg.levels[0].D.shape
+        padded = self._mg.fine.D.shape
         pad_of = np.full(self.n_free, -1, dtype=np.int64)  # unknown -> padded flat index
         grid_of = np.flatnonzero(self.free)  # unknown -> unpadded flat index
         pad = np.zeros(padded, dtype=bool)
@@ -461,7 +461,7 @@ class PotentialSystem:
 
         if self._mg is None:
             self._mg_setup()
-        fine = self._mg.levels[0]
+        fine = self._mg.fine
         sflat = sigma.reshape(-1)
         tissue_links(sigma, self._free_u8, self.h, fine.D, fine.gx, fine.gy, fine.gz)
         g_d = self._d_factor * sflat[self._d_grid]
@@ -481,7 +481,7 @@ class PotentialSystem:
             raise ValueError(f"sigma has shape {sigma.shape}, expected {self.shape}")
         self._mg_last = self._mg_operator(sigma)
         mg = self._mg
-        mg.set_operator()
+        mg.set_operator(single=tol >= 1e-6)
         it, ok = mg.solve(self._bpad, self._xpad, tol=tol, maxiter=maxiter)
         if not ok or not np.all(np.isfinite(self._xpad)):
             self._xpad[...] = 0.0
@@ -502,7 +502,7 @@ class PotentialSystem:
             return V, self.joule_heating(sigma, V), self.currents(sigma, V)
         from .multigrid import link_dissipation
 
-        fine = self._mg.levels[0]
+        fine = self._mg.fine
         g_d, g_b = self._mg_last
         q = np.empty(self.shape)
         link_dissipation(self._xpad, fine.gx, fine.gy, fine.gz, q)
