@@ -67,7 +67,7 @@ import numpy as np
 
 from .errors import ScenarioError
 from .solvers._jit import jit, jit_inline, jit_serial, prange
-from .solvers.pennes import _row_extremes, _row_update
+from .solvers.pennes import _boiling_start, _row_extremes, _row_update
 
 __all__ = [
     "DAMAGE_FLOOR_C",
@@ -317,6 +317,7 @@ def pennes_damage_step(T, k, inv_rhoc, W, Q, t_art, dt, h, out, labels, phase, p
     """
     nx, ny = inv_rhoc.shape[0], inv_rhoc.shape[1]
     inv_h2 = 1.0 / (h * h)
+    tv = _boiling_start(phase)
     rmax = np.empty(nx)
     rmin = np.empty(nx)
     rbad = np.empty(nx)
@@ -326,8 +327,9 @@ def pennes_damage_step(T, k, inv_rhoc, W, Q, t_art, dt, h, out, labels, phase, p
         s = 0.0
         for j in range(1, ny + 1):
             _row_update(
-                T, k, inv_rhoc, W, Q, t_art, dt, inv_h2, out, labels, phase, phase_change, i, j
-            )
+                T, k, inv_rhoc, W, Q, t_art, dt, inv_h2, out, labels, phase, phase_change, tv,
+                i, j,
+            )  # fmt: skip
             a, b, s = _row_extremes(out, i, j, a, b, s)
             damage_row(
                 out, i - 1, j - 1, dt, labels, ln_a, ea_over_r, t_max, t_min, cem43, omega, W,

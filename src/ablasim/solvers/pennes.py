@@ -177,6 +177,15 @@ def _row_phase(T, k, W, Q, t_art, dt, inv_h2, out, labels, phase, i, j):
 
 
 @jit_inline
+def _boiling_start(phase):
+    """The lowest temperature at which any tissue of the table starts to boil [°C]."""
+    tv = phase[0, 6]
+    for lab in range(1, phase.shape[0]):
+        tv = min(tv, phase[lab, 6])
+    return tv
+
+
+@jit_inline
 def _row_max(a, i, j):
     m = -np.inf
     for k in range(1, a.shape[2] - 1):
@@ -185,19 +194,19 @@ def _row_max(a, i, j):
 
 
 @jit_inline
-def _row_update(T, k, inv_rhoc, W, Q, t_art, dt, inv_h2, out, labels, phase, phase_change, i, j):
+def _row_update(
+    T, k, inv_rhoc, W, Q, t_art, dt, inv_h2, out, labels, phase, phase_change, tv, i, j
+):
     """New temperatures of z-row (i, j) into ``out`` (padded indices), either step kind.
 
     The plain update is redone with the enthalpy one in a row that is, or would get,
-    hot enough to boil (at or above the lowest ``T_vap_start_C``): the two agree
-    wherever no phase changes, so only the few rows next to an ablation probe pay."""
+    hot enough to boil (at or above ``tv``, the lowest ``T_vap_start_C``, see
+    :func:`_boiling_start`): the two agree wherever no phase changes, so only the few
+    rows next to an ablation probe pay."""
     if phase_change:
         _row_phase(T, k, W, Q, t_art, dt, inv_h2, out, labels, phase, i, j)
     else:
         _row_plain(T, k, inv_rhoc, W, Q, t_art, dt, inv_h2, out, i, j)
-        tv = phase[0, 6]
-        for lab in range(1, phase.shape[0]):
-            tv = min(tv, phase[lab, 6])
         if _row_max(out, i, j) >= tv or _row_max(T, i, j) >= tv:
             _row_phase(T, k, W, Q, t_art, dt, inv_h2, out, labels, phase, i, j)
 
@@ -260,6 +269,7 @@ def pennes_step(T, k, inv_rhoc, W, Q, t_art, dt, h, out, labels, phase, phase_ch
     """
     nx, ny = inv_rhoc.shape[0], inv_rhoc.shape[1]
     inv_h2 = 1.0 / (h * h)
+    tv = _boiling_start(phase)
     rmax = np.empty(nx)
     rmin = np.empty(nx)
     rbad = np.empty(nx)
@@ -269,8 +279,9 @@ def pennes_step(T, k, inv_rhoc, W, Q, t_art, dt, h, out, labels, phase, phase_ch
         s = 0.0
         for j in range(1, ny + 1):
             _row_update(
-                T, k, inv_rhoc, W, Q, t_art, dt, inv_h2, out, labels, phase, phase_change, i, j
-            )
+                T, k, inv_rhoc, W, Q, t_art, dt, inv_h2, out, labels, phase, phase_change, tv,
+                i, j,
+            )  # fmt: skip
             a, b, s = _row_extremes(out, i, j, a, b, s)
         rmax[i - 1] = a
         rmin[i - 1] = b

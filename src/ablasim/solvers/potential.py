@@ -135,6 +135,13 @@ def conductivity_factor(T, coeff, out=None, *, vap_fraction=SIGMA_VAP_FRACTION):
     return out
 
 
+@jit_inline
+def _change(T, T_ref, coeff, vap, i, j, k):
+    """|σ(T)/σ(T_ref) - 1| at voxel (i, j, k)."""
+    a = coeff[i, j, k]
+    return abs(_factor(T[i, j, k], a, vap) / _factor(T_ref[i, j, k], a, vap) - 1.0)
+
+
 @jit
 def _max_change_kernel(T, T_ref, coeff, vap):  # pragma: no cover - compiled
     nx, ny, nz = T.shape
@@ -143,9 +150,7 @@ def _max_change_kernel(T, T_ref, coeff, vap):  # pragma: no cover - compiled
         m = 0.0
         for j in range(ny):
             for k in range(nz):
-                a = coeff[i, j, k]
-                r = _factor(T[i, j, k], a, vap) / _factor(T_ref[i, j, k], a, vap) - 1.0
-                m = max(m, abs(r))
+                m = max(m, _change(T, T_ref, coeff, vap, i, j, k))
         best[i] = m
     return best.max()
 
@@ -166,9 +171,7 @@ def _weighted_change_kernel(T, T_ref, coeff, w, vap):  # pragma: no cover - comp
             for k in range(nz):
                 wk = w[i, j, k]
                 if wk != 0.0:
-                    a = coeff[i, j, k]
-                    r = _factor(T[i, j, k], a, vap) / _factor(T_ref[i, j, k], a, vap) - 1.0
-                    s += wk * abs(r)
+                    s += wk * _change(T, T_ref, coeff, vap, i, j, k)
         acc[i] = s
     return acc.sum()
 
@@ -328,18 +331,7 @@ class PotentialSystem:
             self._faces.append(
                 {"slice": s, "mask": fr, "row": fidx[s][fr], "value": vb[fr].copy(), "face": face}
             )
-        # CSR pattern, built once: off-diagonals of tissue-tissue links, then the diagonal
-        rows = [ax["ff_lo"] for ax in self._axes] + [ax["ff_hi"] for ax in self._axes]
-        cols = [ax["ff_hi"] for ax in self._axes] + [ax["ff_lo"] for ax in self._axes]
-        diag = np.arange(self.n_free, dtype=np.int64)
-        rows = np.concatenate([*rows, diag])
-        cols = np.concatenate([*cols, diag])
-        pos = np.arange(rows.size, dtype=np.float64)
-        m = sp.csr_matrix((pos, (rows, cols)), shape=(self.n_free, self.n_free))
-        m.sort_indices()
-        self._perm = m.data.astype(np.int64)
-        self._indices = m.indices
-        self._indptr = m.indptr
+        self._csr = None  # the CSR pattern, built by the first assemble()
         self._ml = None
         self._iters_at_setup = None
         self._setup_at = 0
@@ -383,13 +375,30 @@ class PotentialSystem:
             rhs += np.bincount(f["row"], gb * f["value"], n)
         return g, diag, rhs
 
+    def _csr_pattern(self):
+        """(value permutation, indices, indptr) of the CSR matrix: off-diagonals of the
+        tissue-tissue links, then the diagonal. Built once, at the first :meth:`assemble`
+        (the multigrid path never needs it)."""
+        if self._csr is None:
+            rows = [ax["ff_lo"] for ax in self._axes] + [ax["ff_hi"] for ax in self._axes]
+            cols = [ax["ff_hi"] for ax in self._axes] + [ax["ff_lo"] for ax in self._axes]
+            diag = np.arange(self.n_free, dtype=np.int64)
+            rows = np.concatenate([*rows, diag])
+            cols = np.concatenate([*cols, diag])
+            pos = np.arange(rows.size, dtype=np.float64)
+            m = sp.csr_matrix((pos, (rows, cols)), shape=(self.n_free, self.n_free))
+            m.sort_indices()
+            self._csr = (m.data.astype(np.int64), m.indices, m.indptr)
+        return self._csr
+
     def assemble(self, sigma: np.ndarray):
         """The matrix (CSR, SPD) and right-hand side for conductivity ``sigma`` [S/m]."""
         g, diag, rhs = self._diagonal(sigma)
         n = self.n_free
         off = [-gg[0] for gg in g]
         vals = np.concatenate([*off, *off, diag])
-        A = sp.csr_matrix((vals[self._perm], self._indices, self._indptr), shape=(n, n))
+        perm, indices, indptr = self._csr_pattern()
+        A = sp.csr_matrix((vals[perm], indices, indptr), shape=(n, n))
         return A, rhs
 
     # -- solve ------------------------------------------------------------------------
