@@ -291,14 +291,20 @@ def accumulate_damage(
 @jit
 def pennes_damage_step(T, k, inv_rhoc, W, Q, t_art, dt, h, out, labels, phase, phase_change,
                        ln_a, ea_over_r, t_max, t_min, cem43, omega, shut_omega, shut_t,
-                       floor):  # fmt: skip
+                       floor, P, p_scale):  # fmt: skip
     """:func:`~ablasim.solvers.pennes_step` and :func:`accumulate_damage` in one pass.
 
     The first twelve arguments and the return value are those of
-    :func:`~ablasim.solvers.pennes_step`, the rest those of :func:`accumulate_damage`
-    (``dt`` and ``labels`` serve both). Each z-row is updated, its extremes taken, and
-    then its damage accumulated at the new temperature while the row is in L1 cache,
-    so T is not streamed from memory a second time. Results equal the two calls in
+    :func:`~ablasim.solvers.pennes_step`, the next nine those of
+    :func:`accumulate_damage` (``dt`` and ``labels`` serve both). The power density is
+    ``Q + p_scale * P``: ``P`` (interior shape) is one source's heating per watt and
+    ``p_scale`` its power [W], so a source whose heating is its power times a map that
+    changes only now and then (an RF probe between potential solves) needs no per-step
+    copy of a grid-sized ``Q``; without one, pass ``P = Q, p_scale = 0``.
+
+    Each z-row is updated, its extremes taken, and then its damage accumulated at the
+    new temperature while the row is in L1 cache, so T is not streamed from memory a
+    second time. Results equal the two calls in
     sequence (the same inlined arithmetic, :func:`~ablasim.solvers.pennes._row_update`
     and :func:`damage_row`); on the example scenarios they are bit for bit the same.
 
@@ -327,8 +333,8 @@ def pennes_damage_step(T, k, inv_rhoc, W, Q, t_art, dt, h, out, labels, phase, p
         s = 0.0
         for j in range(1, ny + 1):
             _row_update(
-                T, k, inv_rhoc, W, Q, t_art, dt, inv_h2, out, labels, phase, phase_change, tv,
-                i, j,
+                T, k, inv_rhoc, W, Q, P, p_scale, t_art, dt, inv_h2, out, labels, phase,
+                phase_change, tv, i, j,
             )  # fmt: skip
             a, b, s = _row_extremes(out, i, j, a, b, s)
             damage_row(

@@ -345,7 +345,7 @@ def _warm_up() -> None:
     step = (T, k, one, dmg[4], one, 37.0, 1e-3, 1e-3, T.copy(), lab, tab, False)
     tables = (np.zeros(1), np.zeros(1))
     # through the module: a test may replace this module's name to interrupt a run
-    damage_module.pennes_damage_step(*step, *tables, *dmg[:4], 1.0, 1.0, 39.0)
+    damage_module.pennes_damage_step(*step, *tables, *dmg[:4], 1.0, 1.0, 39.0, one, 0.0)
     v = np.zeros(1, dtype=np.int64)
     saved = np.empty((5, 1))
     save_voxels(v, v, v, *dmg, saved)
@@ -616,7 +616,11 @@ def simulate(
         st.next_sample = sample_interval
 
     T = st.T
-    T_new = np.empty_like(T)
+    # ghosts that hold a fixed value (every face `body`, the default) are written once,
+    # into both buffers, instead of after every step
+    fixed_ghosts = model.boundary.fixed_ghosts
+    fill_ghosts(T, f.k, kinds, values, hcoefs, h)
+    T_new = T.copy()
     Q = np.empty(grid.shape)
     labels = model.labels
     _warm_up()
@@ -664,6 +668,8 @@ def simulate(
                 b.deposit(Q_static, T[1:-1, 1:-1, 1:-1], st.t) for b in srcs if b.static
             )
             dynamic = [b for b in srcs if not b.static]
+            # one changing source whose heating is power x map: the kernel forms it
+            scaled = dynamic[0] if len(dynamic) == 1 and hasattr(dynamic[0], "advance") else None
             t_phase0 = sum(p.duration for p in phases[:p_i])
             if pidx.size:
                 T.reshape(-1)[pidx] = pval
@@ -672,12 +678,17 @@ def simulate(
             while st.step < n_steps[p_i]:
                 power = static_power
                 Qs = Q_static
-                if dynamic:
+                P, p_scale = Q_static, 0.0
+                if scaled is not None:
+                    p_scale = scaled.advance(T[1:-1, 1:-1, 1:-1], st.t)
+                    P = scaled.unit_heating
+                    power += p_scale
+                elif dynamic:
                     Q[...] = Q_static
                     Tin = T[1:-1, 1:-1, 1:-1]
                     for b in dynamic:
                         power += b.deposit(Q, Tin, st.t)
-                    Qs = Q
+                    Qs = P = Q
                 step_args = (
                     T, f.k, f.inv_rhoc, st.W, Qs, blood_T, dt_phase, h, T_new,
                     labels, f.phase, phase_change,
@@ -691,8 +702,9 @@ def simulate(
                     save_voxels(vi, vj, vm, *acc, st.W, saved)
                 c1 = time.perf_counter()
                 tmax, tmin, finite = pennes_damage_step(
-                    *step_args, ln_a, ea_r, *acc, shut_omega, shut_t, DAMAGE_FLOOR_C
-                )
+                    *step_args, ln_a, ea_r, *acc, shut_omega, shut_t, DAMAGE_FLOOR_C, P,
+                    p_scale,
+                )  # fmt: skip
                 c2 = time.perf_counter()
                 if not finite or tmax > T_RUNAWAY[1] or tmin < T_RUNAWAY[0]:
                     raise SimulationError(
@@ -708,7 +720,8 @@ def simulate(
                 T, T_new = T_new, T
                 if pidx.size:
                     T.reshape(-1)[pidx] = pval
-                fill_ghosts(T, f.k, kinds, values, hcoefs, h)
+                if not fixed_ghosts:
+                    fill_ghosts(T, f.k, kinds, values, hcoefs, h)
                 c3 = time.perf_counter()
                 if vi.size:
                     redo_damage(

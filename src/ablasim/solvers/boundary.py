@@ -109,6 +109,12 @@ class Boundary:
         faces[FACE_NAMES.index(face)] = condition
         return Boundary(tuple(faces))
 
+    @property
+    def fixed_ghosts(self) -> bool:
+        """True when no ghost depends on the interior (every face ``body``): the ghost
+        layer then needs filling once, not after every step."""
+        return all(f.kind == "body" for f in self.faces)
+
     def as_arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(kind codes int64[6], temperatures float64[6], h float64[6]) for the kernels."""
         kinds = np.array([_KINDS[f.kind] for f in self.faces], dtype=np.int64)

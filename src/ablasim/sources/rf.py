@@ -512,7 +512,10 @@ class BoundRF:
         sub = self.sigma0.shape
         self.sigma = np.empty(sub)
         self.T_ref = np.empty(sub)
-        self.q_unit = np.zeros(sub)  # heating per watt at the last solve [1/m^3]
+        # heating per watt at the last solve [1/m^3], on the grid (zero outside the box,
+        # see advance()) and as a view of the box
+        self.unit_heating = np.zeros(grid.shape)
+        self.q_unit = self.unit_heating[box]
         self.G = math.nan  # conductance at 1 V [S] = 1/impedance
         self.kind = kind
         held = np.flatnonzero(cool)
@@ -569,7 +572,7 @@ class BoundRF:
         tol = min(1e-3, self.src.resolve_tolerance / 50.0)
         _, q, cur = self.system.solve_heating(self.sigma, tol=tol)
         self.G = float(cur[0])
-        self.q_unit = q / (q.sum() * self.h**3)
+        self.q_unit[...] = q / (q.sum() * self.h**3)
         self.q_share = self.q_unit * self.h**3  # power share of each voxel (sums to 1)
         self.T_ref[...] = Tb
 
@@ -586,6 +589,15 @@ class BoundRF:
         return max(float(T[idx] @ w) for idx, w in self.sensors)
 
     def deposit(self, Q: np.ndarray, T: np.ndarray, t: float) -> float:
+        p = self.advance(T, t)
+        if p > 0:
+            _add_scaled(Q[self.box], p, self.q_unit)
+        return p
+
+    def advance(self, T: np.ndarray, t: float) -> float:
+        """The generator at time ``t``: re-solve the potential if due, then the control
+        and pauses; returns the power [W], whose heating is ``power * unit_heating``
+        (see :mod:`ablasim.sources.base`)."""
         src = self.src
         dt = 0.0 if self._t_last is None else max(t - self._t_last, 0.0)
         due = t - self._t_solve >= src.min_resolve_interval_s
@@ -628,8 +640,6 @@ class BoundRF:
             p = src.kp_W_per_K * e + src.ki_W_per_K_s * self._integral
             p = min(max(p, 0.0), p_max)
         self._power = p
-        if p > 0:
-            _add_scaled(Q[self.box], p, self.q_unit)
         return p
 
     def state(self) -> dict:
