@@ -206,7 +206,7 @@ def main(argv=None) -> dict:
             W_sep, W_fused = W.copy(), W.copy()
             a_sep = (*a[:3], W_sep, *a[4:])
             dmg = (out, 0.05, labels, *tables, *acc_sep, W_sep, 4.6, 60.0, 39.0)
-            fused = (*a[:3], W_fused, *a[4:], *tables, *acc_fused, 4.6, 60.0, 39.0, a[4], 0.0)
+            fused = (*a[:3], W_fused, *a[4:], *tables, *acc_fused, 4.6, 60.0, 39.0, 1.0, a[4], 0.0)
             t = time_interleaved(
                 {
                     "step": (pennes_step, a),

@@ -270,10 +270,10 @@ def test_fused_step_equals_step_then_damage_pass(rng, phase_change):
     rest = (Q, 37.0, 0.05, 1e-3)
     r_sep = pennes_step(*args, sep[4], *rest, out_sep, labels, phase, phase_change)
     accumulate_damage(out_sep, 0.05, labels, ln_a, ea_r, *sep, 4.6, 60.0, 39.0)
-    # the fused step takes its heating as Q/4 + 3 x (Q/4): a map and a power
+    # the fused step takes its heating as 2 x (Q/8) + 3 x (Q/4): a map and a power
     r_fused = pennes_damage_step(
-        *args, fused[4], 0.25 * Q, *rest[1:], out_fused, labels, phase, phase_change,
-        ln_a, ea_r, *fused[:4], 4.6, 60.0, 39.0, 0.25 * Q, 3.0,
+        *args, fused[4], 0.125 * Q, *rest[1:], out_fused, labels, phase, phase_change,
+        ln_a, ea_r, *fused[:4], 4.6, 60.0, 39.0, 2.0, 0.25 * Q, 3.0,
     )  # fmt: skip
 
     new = out_sep[c]

@@ -230,8 +230,9 @@ def damage_row(T, i, j, dt, labels, ln_a, ea_over_r, t_max, t_min, cem43, omega,
 
     Most rows of a treatment sit below the dose floor and many set no new extreme, so
     the row is first scanned in one loop that LLVM vectorises (any new extreme? the
-    row's maximum?); then t_max and t_min are updated only in rows with a new extreme
-    (a vectorised max/min, so a row without one is never written back), and the scalar
+    row's maximum?); then t_max and t_min are each updated only in rows with a new
+    extreme of their own (a vectorised max/min, so a heating row never writes t_min
+    back, nor a cooling one t_max), and the scalar
     doses (:func:`dose_voxel`, two exps each above the floor) run only in rows that
     reach the floor or the shut-down temperature. (A loop with a store under a condition
     per voxel, as this was, does not vectorise; the row scan made the pass without
@@ -239,18 +240,23 @@ def damage_row(T, i, j, dt, labels, ln_a, ea_over_r, t_max, t_min, cem43, omega,
     results.)
     """
     nz = t_max.shape[2]
-    new = 0
+    new_max = 0
+    new_min = 0
     hot = 0
     for m in range(nz):
         t = T[i + 1, j + 1, m + 1]
-        new += (t > t_max[i, j, m]) + (t < t_min[i, j, m])
+        new_max += t > t_max[i, j, m]
+        new_min += t < t_min[i, j, m]
         hot += (t > floor) + (t >= shut_t)
-    if new:
+    if new_max:
         for m in range(nz):
             t = T[i + 1, j + 1, m + 1]
             a = t_max[i, j, m]
-            b = t_min[i, j, m]
             t_max[i, j, m] = t if t > a else a
+    if new_min:
+        for m in range(nz):
+            t = T[i + 1, j + 1, m + 1]
+            b = t_min[i, j, m]
             t_min[i, j, m] = t if t < b else b
     if hot:
         dmin = dt / 60.0
@@ -291,16 +297,18 @@ def accumulate_damage(
 @jit
 def pennes_damage_step(T, k, inv_rhoc, W, Q, t_art, dt, h, out, labels, phase, phase_change,
                        ln_a, ea_over_r, t_max, t_min, cem43, omega, shut_omega, shut_t,
-                       floor, P, p_scale):  # fmt: skip
+                       floor, q_scale, P, p_scale):  # fmt: skip
     """:func:`~ablasim.solvers.pennes_step` and :func:`accumulate_damage` in one pass.
 
     The first twelve arguments and the return value are those of
     :func:`~ablasim.solvers.pennes_step`, the next nine those of
     :func:`accumulate_damage` (``dt`` and ``labels`` serve both). The power density is
-    ``Q + p_scale * P``: ``P`` (interior shape) is one source's heating per watt and
-    ``p_scale`` its power [W], so a source whose heating is its power times a map that
-    changes only now and then (an RF probe between potential solves) needs no per-step
-    copy of a grid-sized ``Q``; without one, pass ``P = Q, p_scale = 0``.
+    ``q_scale * Q + p_scale * P``: ``P`` (interior shape) is one source's heating per
+    watt and ``p_scale`` its power [W], so a source whose heating is its power times a
+    map that changes only now and then (an RF probe between potential solves) needs no
+    per-step copy of a grid-sized ``Q``. Without such a source pass ``q_scale = 1, P =
+    Q, p_scale = 0``; with it and no other heating, ``Q = P, q_scale = 0`` (one array
+    read instead of two).
 
     Each z-row is updated, its extremes taken, and then its damage accumulated at the
     new temperature while the row is in L1 cache, so T is not streamed from memory a
@@ -333,7 +341,7 @@ def pennes_damage_step(T, k, inv_rhoc, W, Q, t_art, dt, h, out, labels, phase, p
         s = 0.0
         for j in range(1, ny + 1):
             _row_update(
-                T, k, inv_rhoc, W, Q, P, p_scale, t_art, dt, inv_h2, out, labels, phase,
+                T, k, inv_rhoc, W, Q, q_scale, P, p_scale, t_art, dt, inv_h2, out, labels, phase,
                 phase_change, tv, i, j,
             )  # fmt: skip
             a, b, s = _row_extremes(out, i, j, a, b, s)

@@ -345,7 +345,7 @@ def _warm_up() -> None:
     step = (T, k, one, dmg[4], one, 37.0, 1e-3, 1e-3, T.copy(), lab, tab, False)
     tables = (np.zeros(1), np.zeros(1))
     # through the module: a test may replace this module's name to interrupt a run
-    damage_module.pennes_damage_step(*step, *tables, *dmg[:4], 1.0, 1.0, 39.0, one, 0.0)
+    damage_module.pennes_damage_step(*step, *tables, *dmg[:4], 1.0, 1.0, 39.0, 1.0, one, 0.0)
     v = np.zeros(1, dtype=np.int64)
     saved = np.empty((5, 1))
     save_voxels(v, v, v, *dmg, saved)
@@ -670,6 +670,7 @@ def simulate(
             dynamic = [b for b in srcs if not b.static]
             # one changing source whose heating is power x map: the kernel forms it
             scaled = dynamic[0] if len(dynamic) == 1 and hasattr(dynamic[0], "advance") else None
+            static_zero = not Q_static.any()
             t_phase0 = sum(p.duration for p in phases[:p_i])
             if pidx.size:
                 T.reshape(-1)[pidx] = pval
@@ -678,11 +679,13 @@ def simulate(
             while st.step < n_steps[p_i]:
                 power = static_power
                 Qs = Q_static
-                P, p_scale = Q_static, 0.0
+                q_scale, P, p_scale = 1.0, Q_static, 0.0
                 if scaled is not None:
                     p_scale = scaled.advance(T[1:-1, 1:-1, 1:-1], st.t)
                     P = scaled.unit_heating
                     power += p_scale
+                    if static_zero:  # read only the map
+                        Qs, q_scale = P, 0.0
                 elif dynamic:
                     Q[...] = Q_static
                     Tin = T[1:-1, 1:-1, 1:-1]
@@ -702,8 +705,8 @@ def simulate(
                     save_voxels(vi, vj, vm, *acc, st.W, saved)
                 c1 = time.perf_counter()
                 tmax, tmin, finite = pennes_damage_step(
-                    *step_args, ln_a, ea_r, *acc, shut_omega, shut_t, DAMAGE_FLOOR_C, P,
-                    p_scale,
+                    *step_args, ln_a, ea_r, *acc, shut_omega, shut_t, DAMAGE_FLOOR_C,
+                    q_scale, P, p_scale,
                 )  # fmt: skip
                 c2 = time.perf_counter()
                 if not finite or tmax > T_RUNAWAY[1] or tmin < T_RUNAWAY[0]:

@@ -131,7 +131,9 @@ def write_vti(
         Write ``Origin`` and ``Spacing`` in millimetres (else metres).
     compress : bool or int, default True
         zlib-compress the data (``vtkZLibDataCompressor`` blocks); an int in 1..9 sets the
-        compression level (``True`` = 6). ``False`` or 0 writes raw appended data.
+        compression level (``True`` = 1: on the vertebra-rf fields, 10.9 MB in 0.45 s
+        against 10.8 MB in 0.81 s at zlib's default 6). ``False`` or 0 writes raw
+        appended data.
 
     Returns
     -------
@@ -156,7 +158,7 @@ def write_vti(
     """
     if not isinstance(fields, Mapping) or not fields:
         raise ScenarioError("write_vti needs at least one field, e.g. {'temperature_C': T}")
-    level = 6 if compress is True else int(compress)
+    level = 1 if compress is True else int(compress)
     if not 0 <= level <= 9:
         raise ValueError(f"compress must be a bool or a zlib level 0..9, got {compress!r}")
     shape = tuple(grid.shape)

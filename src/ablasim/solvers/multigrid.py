@@ -24,7 +24,7 @@ conjugate gradients preconditioned by one multigrid V-cycle, all on the grid its
   carried through the Galerkin sums, so no geometric information is needed.
 * **Smoothing.** Red-black Gauss-Seidel, red then black before the coarse correction and
   black then red after it, so the V-cycle is a symmetric preconditioner. Parallel over
-  x-slabs (``prange``), one pass over memory per colour.
+  x-slabs (``prange``); both colours in one pass over memory (:func:`_gs_sweep`).
 * **Coarsest level** (at most :data:`COARSEST_CELLS` cells): a dense Cholesky solve.
 
 Building the hierarchy costs about two passes over the fine grid, so it is rebuilt on
@@ -41,6 +41,7 @@ from __future__ import annotations
 import itertools
 import math
 
+import numba
 import numpy as np
 
 from ._jit import jit, jit_inline, jit_serial, prange
@@ -184,6 +185,61 @@ def _gs_colour(x, b, inv_d, gx, gy, gz, colour):  # pragma: no cover - compiled
                 )
 
 
+@jit_inline
+def _gs_plane(x, b, inv_d, gx, gy, gz, colour, i, row):
+    """The Gauss-Seidel update of the cells of one colour in x-plane ``i``.
+
+    Each z-row is computed whole into ``row`` (a contiguous loop that reads ``x`` and
+    writes only ``row``, so LLVM vectorises it), then the cells of the colour are copied
+    back: twice the arithmetic of a stride-2 loop, but vectorised, where a stride-2
+    store is not."""
+    ny, nz = x.shape[1] - 2, x.shape[2] - 2
+    for j in range(1, ny + 1):
+        for k in range(1, nz + 1):
+            row[k] = inv_d[i, j, k] * (
+                b[i, j, k]
+                + gx[i, j, k] * x[i - 1, j, k]
+                + gx[i + 1, j, k] * x[i + 1, j, k]
+                + gy[i, j, k] * x[i, j - 1, k]
+                + gy[i, j + 1, k] * x[i, j + 1, k]
+                + gz[i, j, k] * x[i, j, k - 1]
+                + gz[i, j, k + 1] * x[i, j, k + 1]
+            )
+        for k in range(1 + (i + j + 1 + colour) % 2, nz + 1, 2):
+            x[i, j, k] = row[k]
+
+
+@jit
+def _gs_sweep(x, b, inv_d, gx, gy, gz, first, chunks):  # pragma: no cover - compiled
+    """One red-black Gauss-Seidel sweep, colour ``first`` then the other, in one pass.
+
+    The same as ``_gs_colour(first)`` then ``_gs_colour(1 - first)``, bit for bit, but
+    each x-plane's second colour is updated right after the first colour of the next
+    plane, while the three planes it reads are still in cache: the arrays are streamed
+    from memory once per sweep instead of twice. The x-planes are cut into ``chunks``
+    slabs (one per thread); a slab's first and last planes take their second colour in
+    a second parallel loop, once the neighbouring slabs' first colour is done.
+    """
+    nx = x.shape[0] - 2
+    second = 1 - first
+    nc = max(1, min(chunks, nx))
+    for c in prange(nc):
+        row = np.empty(x.shape[2], x.dtype)
+        i0 = 1 + (c * nx) // nc
+        i1 = 1 + ((c + 1) * nx) // nc
+        for i in range(i0, i1):
+            _gs_plane(x, b, inv_d, gx, gy, gz, first, i, row)
+            if i - 1 > i0:
+                _gs_plane(x, b, inv_d, gx, gy, gz, second, i - 1, row)
+    for c in prange(nc):
+        row = np.empty(x.shape[2], x.dtype)
+        i0 = 1 + (c * nx) // nc
+        i1 = 1 + ((c + 1) * nx) // nc
+        _gs_plane(x, b, inv_d, gx, gy, gz, second, i0, row)
+        if i1 - 1 > i0:
+            _gs_plane(x, b, inv_d, gx, gy, gz, second, i1 - 1, row)
+
+
 @jit
 def _restrict(r, rc):  # pragma: no cover - compiled
     """rc = Pᵀ r: each coarse cell sums its (up to) eight fine cells."""
@@ -263,25 +319,39 @@ def _inverse_diagonal(D, inv_d):  # pragma: no cover - compiled
                 inv_d[i, j, k] = 1.0 / d if d > 0.0 else 0.0
 
 
-@jit_serial
+# Vector operations of conjugate gradients: numba loops over flat arrays, parallel (a
+# threaded BLAS would fight numba's threads for the two cores).
+@jit
 def _dot(a, b):  # pragma: no cover - compiled
     s = 0.0
-    for i in range(a.size):
+    for i in prange(a.size):
         s += a[i] * b[i]
     return s
 
 
-@jit_serial
+@jit
 def _axpy(y, alpha, x):  # pragma: no cover - compiled
-    for i in range(y.size):
+    for i in prange(y.size):
         y[i] += alpha * x[i]
 
 
-@jit_serial
+@jit
 def _xpby(x, beta, y):  # pragma: no cover - compiled
     """y = x + beta * y"""
-    for i in range(y.size):
+    for i in prange(y.size):
         y[i] = x[i] + beta * y[i]
+
+
+@jit
+def _cg_update(x, r, p, q, alpha):  # pragma: no cover - compiled
+    """x += alpha p, r -= alpha q, in one pass; returns |r|^2."""
+    s = 0.0
+    for i in prange(x.size):
+        x[i] += alpha * p[i]
+        ri = r[i] - alpha * q[i]
+        r[i] = ri
+        s += ri * ri
+    return s
 
 
 @jit_serial
@@ -440,12 +510,11 @@ class MultigridSolver:
         if self._coarse is None:
             lv.x[...] = 0.0
             args = (lv.inv_d, lv.gx, lv.gy, lv.gz)
+            nt = numba.get_num_threads()
             for _ in range(COARSEST_SWEEPS):
-                _gs_colour(lv.x, lv.b, *args, 0)
-                _gs_colour(lv.x, lv.b, *args, 1)
+                _gs_sweep(lv.x, lv.b, *args, 0, nt)
             for _ in range(COARSEST_SWEEPS):
-                _gs_colour(lv.x, lv.b, *args, 1)
-                _gs_colour(lv.x, lv.b, *args, 0)
+                _gs_sweep(lv.x, lv.b, *args, 1, nt)
             return
         kind, M, idx = self._coarse
         xf = lv.x.reshape(-1)
@@ -462,17 +531,16 @@ class MultigridSolver:
             return
         lv.x[...] = 0.0
         args = (lv.inv_d, lv.gx, lv.gy, lv.gz)
+        nt = numba.get_num_threads()
         for _ in range(self.sweeps):
-            _gs_colour(lv.x, lv.b, *args, 0)
-            _gs_colour(lv.x, lv.b, *args, 1)
+            _gs_sweep(lv.x, lv.b, *args, 0, nt)
         _residual(lv.x, lv.b, lv.D, lv.gx, lv.gy, lv.gz, lv.r)
         nxt = self.levels[m + 1]
         _restrict(lv.r, nxt.b)
         self._cycle(m + 1)
         _prolong_add(lv.x, nxt.x, lv.inv_d)
         for _ in range(self.sweeps):
-            _gs_colour(lv.x, lv.b, *args, 1)
-            _gs_colour(lv.x, lv.b, *args, 0)
+            _gs_sweep(lv.x, lv.b, *args, 1, nt)
 
     def precondition(self, r: np.ndarray, out: np.ndarray) -> None:
         """out = M⁻¹ r (one V-cycle; padded arrays)."""
@@ -495,7 +563,7 @@ class MultigridSolver:
 def pcg(mg: MultigridSolver, b: np.ndarray, x: np.ndarray, *, tol: float, maxiter: int):
     """Conjugate gradients on ``mg``'s finest operator, preconditioned by its V-cycle.
 
-    The dot products are serial numba loops (not BLAS, whose threads fight numba's)."""
+    The vector operations are numba loops (not BLAS, whose threads fight numba's)."""
     fine = mg.fine
     r = fine.r
     _residual(x, b, fine.D, fine.gx, fine.gy, fine.gz, r)
@@ -520,9 +588,7 @@ def pcg(mg: MultigridSolver, b: np.ndarray, x: np.ndarray, *, tol: float, maxite
         if not pq > 0.0:  # breakdown: not SPD, or NaN
             return it, False
         alpha = rz / pq
-        _axpy(xf, alpha, pf)
-        _axpy(resf, -alpha, qf)
-        if math.sqrt(_dot(resf, resf)) <= tol * bnorm:
+        if math.sqrt(_cg_update(xf, resf, pf, qf, alpha)) <= tol * bnorm:
             return it, True
         mg.precondition(res, z)
         rz_new = _dot(resf, zf)

@@ -140,33 +140,35 @@ def _divergence(T, k, i, j, m):
 
 
 @jit_inline
-def _rhs(T, k, W, Q, P, s, t_art, inv_h2, i, j, m):
-    """div(k grad T) + W (T_a - T) + Q + s P at voxel (i, j, m) [W/m^3] (padded indices).
+def _rhs(T, k, W, Q, qs, P, ps, t_art, inv_h2, i, j, m):
+    """div(k grad T) + W (T_a - T) + qs Q + ps P at voxel (i, j, m) [W/m^3] (padded
+    indices).
 
-    ``s P`` is one source's heating formed on the fly: its map per watt ``P`` times its
-    power ``s`` (:func:`ablasim.damage.pennes_damage_step`); ``pennes_step`` passes
-    ``P = Q, s = 0``, which reads no more memory and leaves ``Q`` exact."""
+    ``ps P`` is one source's heating formed on the fly: its map per watt ``P`` times its
+    power ``ps`` (:func:`ablasim.damage.pennes_damage_step`). ``pennes_step`` passes
+    ``qs = 1, P = Q, ps = 0``, which reads no more memory and leaves ``Q`` exact; with no
+    other heating, ``Q = P, qs = 0`` reads only the map."""
     return (
         _divergence(T, k, i, j, m) * inv_h2
         + W[i - 1, j - 1, m - 1] * (t_art - T[i, j, m])
-        + (Q[i - 1, j - 1, m - 1] + s * P[i - 1, j - 1, m - 1])
+        + (qs * Q[i - 1, j - 1, m - 1] + ps * P[i - 1, j - 1, m - 1])
     )
 
 
 @jit_inline
-def _row_plain(T, k, inv_rhoc, W, Q, P, s, t_art, dt, inv_h2, out, i, j):
+def _row_plain(T, k, inv_rhoc, W, Q, qs, P, ps, t_art, dt, inv_h2, out, i, j):
     """One z-row of the plain heat-equation update (a loop LLVM vectorises)."""
     for m in range(1, out.shape[2] - 1):
-        rhs = _rhs(T, k, W, Q, P, s, t_art, inv_h2, i, j, m)
+        rhs = _rhs(T, k, W, Q, qs, P, ps, t_art, inv_h2, i, j, m)
         out[i, j, m] = T[i, j, m] + dt * inv_rhoc[i - 1, j - 1, m - 1] * rhs
 
 
 @jit_inline
-def _row_phase(T, k, W, Q, P, s, t_art, dt, inv_h2, out, labels, phase, i, j):
+def _row_phase(T, k, W, Q, qs, P, ps, t_art, dt, inv_h2, out, labels, phase, i, j):
     """One z-row of the enthalpy update with latent heat."""
     for m in range(1, out.shape[2] - 1):
         tc = T[i, j, m]
-        rhs = _rhs(T, k, W, Q, P, s, t_art, inv_h2, i, j, m)
+        rhs = _rhs(T, k, W, Q, qs, P, ps, t_art, inv_h2, i, j, m)
         lab = labels[i - 1, j - 1, m - 1]
         rc = phase[lab, 0]
         rcf = phase[lab, 1]
@@ -199,8 +201,9 @@ def _row_max(a, i, j):
 
 @jit_inline
 def _row_update(
-    T, k, inv_rhoc, W, Q, P, s, t_art, dt, inv_h2, out, labels, phase, phase_change, tv, i, j
-):
+    T, k, inv_rhoc, W, Q, qs, P, ps, t_art, dt, inv_h2, out, labels, phase, phase_change, tv,
+    i, j,
+):  # fmt: skip
     """New temperatures of z-row (i, j) into ``out`` (padded indices), either step kind.
 
     The plain update is redone with the enthalpy one in a row that is, or would get,
@@ -208,11 +211,11 @@ def _row_update(
     :func:`_boiling_start`): the two agree wherever no phase changes, so only the few
     rows next to an ablation probe pay."""
     if phase_change:
-        _row_phase(T, k, W, Q, P, s, t_art, dt, inv_h2, out, labels, phase, i, j)
+        _row_phase(T, k, W, Q, qs, P, ps, t_art, dt, inv_h2, out, labels, phase, i, j)
     else:
-        _row_plain(T, k, inv_rhoc, W, Q, P, s, t_art, dt, inv_h2, out, i, j)
+        _row_plain(T, k, inv_rhoc, W, Q, qs, P, ps, t_art, dt, inv_h2, out, i, j)
         if _row_max(out, i, j) >= tv or _row_max(T, i, j) >= tv:
-            _row_phase(T, k, W, Q, P, s, t_art, dt, inv_h2, out, labels, phase, i, j)
+            _row_phase(T, k, W, Q, qs, P, ps, t_art, dt, inv_h2, out, labels, phase, i, j)
 
 
 @jit_inline
@@ -283,7 +286,7 @@ def pennes_step(T, k, inv_rhoc, W, Q, t_art, dt, h, out, labels, phase, phase_ch
         s = 0.0
         for j in range(1, ny + 1):
             _row_update(
-                T, k, inv_rhoc, W, Q, Q, 0.0, t_art, dt, inv_h2, out, labels, phase,
+                T, k, inv_rhoc, W, Q, 1.0, Q, 0.0, t_art, dt, inv_h2, out, labels, phase,
                 phase_change, tv, i, j,
             )  # fmt: skip
             a, b, s = _row_extremes(out, i, j, a, b, s)
