@@ -2,22 +2,38 @@
 
 ``report.json`` holds the fields of the file contract in DESIGN.md (verdict, nerves,
 ablation_zone, thermocouples, phases, grid, timing) plus the assumptions and notes;
-``report.txt`` says the same with the verdict first.
+``report.txt`` says the same with the verdict first. ``still_changing`` lists the nerve
+and thermocouple traces that were still moving toward a limit when the run ended (their
+reported extreme is not the true one; see :func:`end_trend`).
 """
 
 from __future__ import annotations
 
 import json
 import math
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+
+import numpy as np
 
 from . import __version__
 from .damage import DAMAGE_FLOOR_C
 from .result import Result
 from .safety import SafetyAnalysis
 
-__all__ = ["assumptions", "build_report", "render_text"]
+__all__ = ["EndTrend", "assumptions", "build_report", "end_trend", "render_text", "still_changing"]
+
+#: A trace is "still changing" only if it moved more than this over the end window [K].
+#: Thermocouples resolve about 0.1 K; a drift of less than half of that could not be seen
+#: on the device, and flagging it would bury the runs whose peak really comes later.
+TREND_MIN_CHANGE_K = 0.05
+#: Default end window [s]: long enough that a slow climb clears the threshold (the
+#: epidural thermocouple of the vertebra-rf example rises about 0.18 K per minute at 540 s).
+TREND_WINDOW_S = 60.0
+#: Falling traces count only once they went this far below body temperature [K] (a cryo
+#: run); a heated trace relaxing toward body temperature is not moving toward the cold limit.
+TREND_COLD_BELOW_BODY_K = 2.0
 
 
 def assumptions(result: Result, criterion_text: str, source_kinds: set[str]) -> list[str]:
@@ -84,6 +100,145 @@ def assumptions(result: Result, criterion_text: str, source_kinds: set[str]) -> 
     return out
 
 
+@dataclass(frozen=True)
+class EndTrend:
+    """How a trace ended.
+
+    Attributes
+    ----------
+    value_C : float
+        The last sample [°C].
+    change_K : float
+        Last sample minus the first sample of the end window [K].
+    window_s : float
+        The window actually used [s] (shorter than asked when the trace is shorter).
+    still_moving : bool
+        The trace's extreme in ``direction`` is at the end (or one sample before it) and
+        the window's change exceeds ``min_change_K`` in that direction: the reported
+        extreme is not the true one.
+    """
+
+    value_C: float
+    change_K: float
+    window_s: float
+    still_moving: bool
+
+
+def end_trend(
+    time,
+    trace,
+    direction: str,
+    *,
+    window_s: float = TREND_WINDOW_S,
+    min_change_K: float = TREND_MIN_CHANGE_K,
+    body_C: float | None = None,
+) -> EndTrend:
+    """The trend of a temperature trace at the end of a run.
+
+    Parameters
+    ----------
+    time : array_like
+        Sample times [s], increasing.
+    trace : array_like
+        Temperature [°C] at ``time``.
+    direction : {"rising", "falling"}
+        The dangerous direction: rising toward a hot limit, falling toward a cold one.
+    window_s : float
+        End window [s]: the samples with ``t >= t_end - window_s`` (the whole trace if it
+        is shorter).
+    min_change_K : float
+        Smallest change over the window that counts [K] (default 0.05 K, half the
+        resolution of a thermocouple).
+    body_C : float, optional
+        Body temperature [°C]. When given, a rising trace counts only if it ends above
+        it, and a falling trace only if it went more than ``TREND_COLD_BELOW_BODY_K``
+        (2 K) below it (cryo), so that a trace relaxing back toward body temperature is
+        not flagged.
+
+    Returns
+    -------
+    EndTrend
+
+    Examples
+    --------
+    >>> end_trend([0, 30, 60, 90], [37.0, 40.0, 41.0, 41.5], "rising").still_moving
+    True
+    >>> end_trend([0, 30, 60, 90], [37.0, 41.5, 41.0, 40.0], "rising").still_moving
+    False
+    """
+    if direction not in ("rising", "falling"):
+        raise ValueError(f"direction must be 'rising' or 'falling', got {direction!r}")
+    t = np.asarray(time, dtype=float)
+    y = np.asarray(trace, dtype=float)
+    if t.ndim != 1 or t.shape != y.shape or t.size == 0:
+        raise ValueError(
+            f"time and trace must be 1-D arrays of the same, non-zero length; got shapes "
+            f"{t.shape} and {y.shape}"
+        )
+    if not window_s > 0:
+        raise ValueError(f"window_s must be > 0, got {window_s!r}")
+    i0 = int(np.searchsorted(t, t[-1] - window_s, side="left"))
+    i0 = min(i0, t.size - 1)
+    change = float(y[-1] - y[i0])
+    out = EndTrend(float(y[-1]), change, float(t[-1] - t[i0]), False)
+    if t.size < 2 or not np.all(np.isfinite(y[i0:])):
+        return out
+    if direction == "rising":
+        moving = change > min_change_K and y[-2:].max() >= np.nanmax(y)
+        if body_C is not None:
+            moving = moving and y[-1] > body_C
+    else:
+        moving = change < -min_change_K and y[-2:].min() <= np.nanmin(y)
+        if body_C is not None:
+            moving = moving and np.nanmin(y) < body_C - TREND_COLD_BELOW_BODY_K
+    return EndTrend(out.value_C, out.change_K, out.window_s, bool(moving))
+
+
+def still_changing(
+    result: Result, analysis: SafetyAnalysis, *, window_s: float = TREND_WINDOW_S
+) -> list[dict[str, Any]]:
+    """The nerve and thermocouple traces still moving toward a limit when the run ended.
+
+    Nerves: the hottest-voxel trace rising, the coldest-voxel trace falling; thermocouples:
+    their trace either way. Each entry: ``what`` ("nerve" or "thermocouple"), ``name``,
+    ``direction`` ("rising" or "falling"), ``value_C`` (at the end), ``change_K`` (over
+    the window), ``window_s``, ``margin_K`` (to the hot limit, or above the cold limit;
+    None without a cold limit; negative once past it).
+    """
+    hot = result.limits.hot_C
+    cold = result.limits.cold_C
+    body = result.model.tissues.blood.temperature_C
+    traces = []
+    for name in analysis.nerves:
+        if name in result.nerve_max_trace:
+            traces.append(("nerve", name, "rising", result.nerve_max_trace[name]))
+        if name in result.nerve_min_trace:
+            traces.append(("nerve", name, "falling", result.nerve_min_trace[name]))
+    for name, trace in result.sensors.items():
+        traces += [("thermocouple", name, d, trace) for d in ("rising", "falling")]
+    out = []
+    for what, name, direction, trace in traces:
+        tr = end_trend(result.time, trace, direction, window_s=window_s, body_C=body)
+        if not tr.still_moving:
+            continue
+        if direction == "rising":
+            margin = hot - tr.value_C
+        else:
+            margin = None if cold is None else tr.value_C - cold
+        out.append(
+            {
+                "what": what,
+                "name": name,
+                "direction": direction,
+                "value_C": _r(tr.value_C),
+                "change_K": _r(tr.change_K),
+                "window_s": _r(tr.window_s, 2),
+                "margin_K": _r(margin),
+            }
+        )
+    return out
+
+
 def _r(x, nd=3):
     if x is None:
         return None
@@ -133,6 +288,7 @@ def build_report(
         "verdict": analysis.verdict,
         "limits": {"hot_limit_C": result.limits.hot_C, "cold_limit_C": result.limits.cold_C},
         "nerves": nerves,
+        "still_changing": still_changing(result, analysis),
         "ablation_zone": {
             "criterion": z.criterion,
             "volume_ml": _r(z.volume_ml, 4),
@@ -178,6 +334,27 @@ def _fmt_t(s):
     return f"{s:.0f} s" if s < 120 else f"{s / 60:.1f} min"
 
 
+def _trend_line(e: dict[str, Any], hot: float, cold: float | None, last_phase) -> str:
+    """One plain sentence for a ``still_changing`` entry."""
+    rising = e["direction"] == "rising"
+    who = e["name"] if e["what"] == "nerve" else f"thermocouple {e['name']}"
+    m = e["margin_K"]
+    if m is None:
+        margin = "no cold limit set"
+    elif rising:
+        margin = f"{abs(m):.1f} K {'below' if m > 0 else 'above'} the {hot:g} °C limit"
+    else:
+        margin = f"{abs(m):.1f} K {'above' if m > 0 else 'below'} the {cold:g} °C limit"
+    phase = "the last phase" if last_phase is None else f"the last phase ('{last_phase}')"
+    return (
+        f"{who} was still {'warming' if rising else 'cooling'} when the run ended "
+        f"(at {e['value_C']:.1f} °C, {e['change_K']:+.2f} K in the last "
+        f"{_fmt_t(e['window_s'])}, {margin}): its "
+        f"{'peak' if rising else 'lowest temperature'} comes later than the reported "
+        f"{'maximum' if rising else 'minimum'}; lengthen {phase} to see it."
+    )
+
+
 def render_text(report: dict[str, Any]) -> str:
     """``report.txt``: the verdict first, then a table of the nerve structures."""
     hot = report["limits"]["hot_limit_C"]
@@ -210,6 +387,9 @@ def render_text(report: dict[str, Any]) -> str:
             + f"; closest: {name} at {worst['max_temperature_C']:.1f} °C "
             f"({worst['hot_margin_C']:.1f} K below the limit)"
         )
+    last_phase = report["phases"][-1]["name"] if report["phases"] else None
+    for e in report.get("still_changing", []):
+        lines.append("  " + _trend_line(e, hot, cold, last_phase))
     lines += ["", f"ablasim {report['ablasim_version']} — {report['scenario']}"]
     if report["description"]:
         lines.append(report["description"])

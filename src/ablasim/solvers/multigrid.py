@@ -164,9 +164,24 @@ def _residual(x, b, D, gx, gy, gz, r):  # pragma: no cover - compiled
                 r[i, j, k] = b[i, j, k] - _stencil(x, D, gx, gy, gz, i, j, k)
 
 
+@jit_inline
+def _gs_value(x, b, inv_d, gx, gy, gz, i, j, k):
+    """The Gauss-Seidel value of cell (i, j, k) from its neighbours' current values."""
+    return inv_d[i, j, k] * (
+        b[i, j, k]
+        + gx[i, j, k] * x[i - 1, j, k]
+        + gx[i + 1, j, k] * x[i + 1, j, k]
+        + gy[i, j, k] * x[i, j - 1, k]
+        + gy[i, j + 1, k] * x[i, j + 1, k]
+        + gz[i, j, k] * x[i, j, k - 1]
+        + gz[i, j, k + 1] * x[i, j, k + 1]
+    )
+
+
 @jit
 def _gs_colour(x, b, inv_d, gx, gy, gz, colour):  # pragma: no cover - compiled
-    """One Gauss-Seidel half-sweep over the cells with (i + j + k) % 2 == colour.
+    """One Gauss-Seidel half-sweep over the cells with (i + j + k) % 2 == colour: the
+    plain form, the reference that :func:`_gs_sweep` is tested against.
 
     Cells that are not unknowns have ``inv_d = 0`` and stay at zero."""
     nx, ny, nz = x.shape[0] - 2, x.shape[1] - 2, x.shape[2] - 2
@@ -174,15 +189,7 @@ def _gs_colour(x, b, inv_d, gx, gy, gz, colour):  # pragma: no cover - compiled
         for j in range(1, ny + 1):
             k0 = 1 + (i + j + 1 + colour) % 2
             for k in range(k0, nz + 1, 2):
-                x[i, j, k] = inv_d[i, j, k] * (
-                    b[i, j, k]
-                    + gx[i, j, k] * x[i - 1, j, k]
-                    + gx[i + 1, j, k] * x[i + 1, j, k]
-                    + gy[i, j, k] * x[i, j - 1, k]
-                    + gy[i, j + 1, k] * x[i, j + 1, k]
-                    + gz[i, j, k] * x[i, j, k - 1]
-                    + gz[i, j, k + 1] * x[i, j, k + 1]
-                )
+                x[i, j, k] = _gs_value(x, b, inv_d, gx, gy, gz, i, j, k)
 
 
 @jit_inline
@@ -196,15 +203,7 @@ def _gs_plane(x, b, inv_d, gx, gy, gz, colour, i, row):
     ny, nz = x.shape[1] - 2, x.shape[2] - 2
     for j in range(1, ny + 1):
         for k in range(1, nz + 1):
-            row[k] = inv_d[i, j, k] * (
-                b[i, j, k]
-                + gx[i, j, k] * x[i - 1, j, k]
-                + gx[i + 1, j, k] * x[i + 1, j, k]
-                + gy[i, j, k] * x[i, j - 1, k]
-                + gy[i, j + 1, k] * x[i, j + 1, k]
-                + gz[i, j, k] * x[i, j, k - 1]
-                + gz[i, j, k + 1] * x[i, j, k + 1]
-            )
+            row[k] = _gs_value(x, b, inv_d, gx, gy, gz, i, j, k)
         for k in range(1 + (i + j + 1 + colour) % 2, nz + 1, 2):
             x[i, j, k] = row[k]
 
