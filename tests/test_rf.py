@@ -302,6 +302,26 @@ def test_bipolar_and_two_probes_bind_and_heat():
     assert left == pytest.approx(right, rel=0.1)
 
 
+def test_results_do_not_depend_on_the_number_of_threads():
+    """The simulation switches between one and two kernel threads as the host's load
+    changes, so every kernel must give the same bits either way: the sums of the
+    potential solver are taken over fixed blocks, not per thread. A short bipolar
+    temperature-controlled run (potential re-solves, controller, boiling) with one
+    thread and with two is identical bit for bit."""
+    model = _model(h=0.6e-3)
+    src = _probe(
+        mode="bipolar", active_length=5e-3, gap=3e-3, cooled=True, control="temperature",
+        target_C=70.0, max_power_W=20.0, potential_margin=0.004,
+    )  # fmt: skip
+    runs = [
+        ab.simulate(model, [ab.Phase("rf", 20.0, [src])], sample_interval=5.0, threads=n)
+        for n in (1, 2)
+    ]
+    assert runs[0].temperature.max() > 60.0
+    np.testing.assert_array_equal(runs[0].temperature, runs[1].temperature)
+    np.testing.assert_array_equal(runs[0].power, runs[1].power)
+
+
 class _DepositOnly:
     """A bound source seen only through ``deposit`` (no ``advance``/``unit_heating``)."""
 
@@ -343,33 +363,94 @@ def test_kernel_formed_heating_equals_deposited_heating():
     np.testing.assert_allclose(fast.power, slow.power, rtol=1e-8, atol=0)
 
 
+#: Agar gel for the tumour-mimicking layer of Haemmerich & Schutt 2011, as a library
+#: tissue based on liver. Thermal values: a gel of a few % agar is water with a little
+#: polysaccharide and salt. k: water 0.60 W/m/K at 20-25 °C; water-agar gels of mass
+#: fraction 0.001-0.1 conduct slightly less as the agar fraction rises and more as T rises
+#: (Zhang M, Che Z, Chen J et al., "Experimental determination of thermal conductivity of
+#: water-agar gel at different concentrations and temperatures", J Chem Eng Data 2011,
+#: abstract); agar phantoms with milk/silica additives measure 0.52-0.57 W/m/K (Menikou &
+#: Damianou 2017, J Ther Ultrasound 5:14, doi:10.1186/s40349-017-0093-z); liver's
+#: +0.2 %/K is kept, close to water's. c: water 4180 J/kg/K at 20 °C, a few % less for the
+#: solids, nearly independent of T (so no +0.1 %/K). rho: water plus a few % agar and salt
+#: [U, recipe not in the abstract]. No perfusion, no metabolism. Electrical: liver's
+#: 0.146 S/m and 1.5 %/K: at 450 kHz tumour and normal-tissue resistivity are similar
+#: (the paper; physics.md §1.3) and the gel matches tumour, so liver's value is the
+#: library's best estimate of the gel's. Not tumour_lytic's 0.443 S/m: that row is a
+#: muscle proxy for a lytic bone lesion, not a liver tumour, and 3x liver's value would
+#: contradict the paper's equal gel/liver temperatures at 450 kHz (with it: liver 66 °C,
+#: gel 74 °C, gel at 4 mm 140 °C, run once for information, not used).
+_AGAR_GEL = {
+    "based_on": "liver",
+    "description": "agar gel phantom (tumour-mimicking), Haemmerich & Schutt 2011",
+    "conductivity_W_mK": 0.60,
+    "specific_heat_J_kgK": 4100.0,
+    "specific_heat_coeff_per_K": 0.0,
+    "density_kg_m3": 1020.0,
+    "perfusion_per_s": 0.0,
+    "metabolic_W_m3": 0.0,
+    "water_fraction": 0.97,
+}
+
+
+def _liver_gel_model(grid, boundary):
+    """Liver for z < 0, agar gel for z > 0: the interface is the plane z = 0 (between
+    voxel layers), through the middle of an active tip centred on the origin."""
+    lib = ab.TissueLibrary.default().with_overrides(
+        {"liver": {"perfusion_per_s": 0.0}, "agar_gel": _AGAR_GEL}
+    )
+    z = grid.mesh()[2]
+    labels = np.broadcast_to(z > 0.0, grid.shape).astype(np.uint8)
+    structures = (ab.Structure("liver", "liver"), ab.Structure("gel", "agar_gel"))
+    return ab.Model(grid, labels, structures, lib, boundary)
+
+
 @pytest.mark.slow
 @pytest.mark.xfail(
     strict=False,
-    reason="the model gives ~76 °C at 8 mm (measured 58.7 ± 2.5 °C): no vapour "
-    "transport, an assumed electrode and generator, a 48 mm block; see the docstring",
+    raises=AssertionError,
+    reason="the model gives ~80 °C at 8 mm in both layers (measured 58.7 ± 2.5 °C liver, "
+    "57.5 ± 1.4 °C gel): no vapour transport, an assumed electrode and generator, a 48 mm "
+    "block; see the docstring",
 )
 def test_haemmerich_schutt_2011_plausibility():
-    """physics.md §4b E10 (Haemmerich & Schutt 2011, IEEE TBME 58:404): ex vivo porcine
-    liver, 30 W for 12 min at 450 kHz, thermocouple 8 mm from the electrode: 58.7 ± 2.5 °C.
-    Setup assumed here (not all given in the abstract): a cooled 17 G (1.5 mm) needle
-    with a 30 mm exposed tip and coolant at 20 °C (a Cool-tip-like electrode; an uncooled
-    needle cannot take 30 W for 12 min), tissue at 20 °C, no perfusion, ground pad as the
-    outer boundary of a 48 mm block whose faces are held at 20 °C; thermocouple 8 mm from
-    the axis at mid-tip; the full 30 W throughout (no impedance pauses). Model and
-    experiment differ in electrode and tissue geometry, so the check is a band: 45–75 °C.
+    """physics.md §4b E10 (Haemmerich & Schutt 2011, IEEE TBME 58:404, PMC3108076):
+    porcine liver in contact with a tumour-mimicking agar gel, a needle electrode with half
+    its active tip in each layer, 30 W for 12 min at 450 kHz, thermocouples 4 and 8 mm from
+    the electrode. At 8 mm: liver 58.7 ± 2.5 °C, gel 57.5 ± 1.4 °C (n = 7; the abstract
+    gives no 4 mm values).
 
-    Status: fails, narrowly. This setup gives 75.8 °C at 8 mm and 97 °C at 4 mm after
-    12 min (10 s to run). Before the latent heat of vaporisation was modelled it gave
-    89.7 °C (and 147 °C at 4 mm). Likely causes of the rest: all 21.6 kJ are driven
-    into a 48 mm block (no generator voltage limit here: a few voxels at the electrode
-    edges, dried out, run to hundreds of °C); no vapour transport; the electrode and the
-    generator's behaviour are guesses. With the library's default generator rule (15 s
-    pauses when the impedance doubles) the model would land inside the band, but that
-    rule is our own assumption, so it is not used to pass the test."""
-    lib = ab.TissueLibrary.default().with_overrides({"liver": {"perfusion_per_s": 0.0}})
+    Setup. From the abstract: two layers, liver (z < 0) and agar gel (z > 0, properties in
+    ``_AGAR_GEL`` above), meeting at a plane through the middle of the active tip, the
+    needle perpendicular to it (entering through the liver); 30 W for 720 s; a
+    thermocouple 8 mm from the electrode in each layer. Assumed (not in the abstract): a
+    cooled 17 G (1.5 mm) needle with a 30 mm active tip and coolant at 20 °C (a
+    Cool-tip-like electrode; an uncooled needle cannot take 30 W for 12 min); tissue and
+    gel at 20 °C; no perfusion; the ground as the outer boundary of a 48 mm block whose
+    faces are held at 20 °C; the full 30 W throughout (no impedance pauses); the distance
+    taken from the needle axis (a guide template's centre-to-centre spacing; from the
+    surface would be 0.75 mm further out) and the thermocouples at the middle of each
+    layer's half of the tip (z = ±7.5 mm). Model and experiment differ in electrode and
+    block geometry, so the check is a band, 45-75 °C, plus the paper's finding at 450 kHz
+    that the two layers reach similar temperatures (measured difference 1.2 K, SD of the
+    difference ~2.9 K; allowed 6 K).
+
+    Status: fails. After 12 min: liver 79.9 °C, gel 81.1 °C at 8 mm (76.3 / 77.3 °C at
+    8.75 mm, the surface reading); at 4 mm liver 100 °C, gel 97 °C. The two layers agree
+    with each other as in the paper (gel 1.2 K hotter here, 1.2 K cooler there), but both
+    are ~21 K above the measurement. The former all-liver setup gave 76 °C at 8.5 mm from
+    the axis at mid-tip, but only after its 8 mm temperatures had peaked near 83 °C and
+    fallen back while a few dried-out voxels at the electrode ran away (all-liver at the
+    positions used here: 75 °C at 12 min, 80 °C peak). Before the latent heat of
+    vaporisation was modelled that setup gave 89.7 °C. Likely causes of the rest: all
+    21.6 kJ are driven into a 48 mm block (no generator voltage limit); no vapour
+    transport; the electrode and the generator's behaviour are guesses; the vaporisation
+    sink uses one tissue water fraction (0.74) for the gel too (~0.97). With the library's
+    default generator rule (15 s pauses when the impedance doubles) the model would
+    deliver less energy, but that rule is our own assumption, so it is not used to pass
+    the test. About 7 s to run."""
     grid = ab.Grid.from_extent(0.048, 1.0e-3)
-    model = ab.Model.uniform(grid, "liver", tissues=lib, boundary=ab.Boundary.body(20.0))
+    model = _liver_gel_model(grid, ab.Boundary.body(20.0))
     src = RFSource(
         tip=(0.0, 0.0, 0.015),
         direction=(0, 0, 1),
@@ -382,14 +463,24 @@ def test_haemmerich_schutt_2011_plausibility():
         impedance_rise=None,
         resolve_tolerance=0.03,
     )
+    tcs = {
+        f"{layer}_{r_mm}mm": (r_mm * 1e-3, 0.0, z)
+        for layer, z in (("liver", -0.0075), ("gel", 0.0075))
+        for r_mm in (4, 8)
+    }
+    assert model.tissue_at(tcs["liver_8mm"]) == "liver"
+    assert model.tissue_at(tcs["gel_8mm"]) == "agar_gel"
     res = ab.simulate(
         model,
         [ab.Phase("rf", 720.0, [src])],
         initial_temperature=20.0,
-        thermocouples={"r8": (0.0085, 0.0, 0.0)},
+        thermocouples=tcs,
         sample_interval=10.0,
     )
-    assert 45.0 <= res.sensors["r8"][-1] <= 75.0, res.sensors["r8"][-1]
+    liver, gel = res.sensors["liver_8mm"][-1], res.sensors["gel_8mm"][-1]
+    assert abs(gel - liver) <= 6.0, (liver, gel)
+    assert 45.0 <= liver <= 75.0, (liver, gel)
+    assert 45.0 <= gel <= 75.0, (liver, gel)
 
 
 # -- bad input ------------------------------------------------------------------------------

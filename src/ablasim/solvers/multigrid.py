@@ -319,13 +319,28 @@ def _inverse_diagonal(D, inv_d):  # pragma: no cover - compiled
 
 
 # Vector operations of conjugate gradients: numba loops over flat arrays, parallel (a
-# threaded BLAS would fight numba's threads for the two cores).
+# threaded BLAS would fight numba's threads for the two cores). The sums are taken over
+# fixed blocks of _BLOCK elements and the blocks' partial sums added in order, so a
+# result does not depend on the number of threads (the simulation switches between one
+# and two while it runs): a prange reduction would add the threads' partial sums, and a
+# run would not repeat itself bit for bit.
+_BLOCK = 1 << 14
+
+
 @jit
 def _dot(a, b):  # pragma: no cover - compiled
-    s = 0.0
-    for i in prange(a.size):
-        s += a[i] * b[i]
-    return s
+    n = a.size
+    nb = (n + _BLOCK - 1) // _BLOCK
+    part = np.empty(nb)
+    for blk in prange(nb):
+        s = 0.0
+        for i in range(blk * _BLOCK, min(n, (blk + 1) * _BLOCK)):
+            s += a[i] * b[i]
+        part[blk] = s
+    total = 0.0
+    for blk in range(nb):
+        total += part[blk]
+    return total
 
 
 @jit
@@ -343,14 +358,22 @@ def _xpby(x, beta, y):  # pragma: no cover - compiled
 
 @jit
 def _cg_update(x, r, p, q, alpha):  # pragma: no cover - compiled
-    """x += alpha p, r -= alpha q, in one pass; returns |r|^2."""
-    s = 0.0
-    for i in prange(x.size):
-        x[i] += alpha * p[i]
-        ri = r[i] - alpha * q[i]
-        r[i] = ri
-        s += ri * ri
-    return s
+    """x += alpha p, r -= alpha q, in one pass; returns |r|^2 (summed as in _dot)."""
+    n = x.size
+    nb = (n + _BLOCK - 1) // _BLOCK
+    part = np.empty(nb)
+    for blk in prange(nb):
+        s = 0.0
+        for i in range(blk * _BLOCK, min(n, (blk + 1) * _BLOCK)):
+            x[i] += alpha * p[i]
+            ri = r[i] - alpha * q[i]
+            r[i] = ri
+            s += ri * ri
+        part[blk] = s
+    total = 0.0
+    for blk in range(nb):
+        total += part[blk]
+    return total
 
 
 @jit_serial
