@@ -334,25 +334,38 @@ def _fmt_t(s):
     return f"{s:.0f} s" if s < 120 else f"{s / 60:.1f} min"
 
 
-def _trend_line(e: dict[str, Any], hot: float, cold: float | None, last_phase) -> str:
-    """One plain sentence for a ``still_changing`` entry."""
-    rising = e["direction"] == "rising"
-    who = e["name"] if e["what"] == "nerve" else f"thermocouple {e['name']}"
-    m = e["margin_K"]
-    if m is None:
-        margin = "no cold limit set"
-    elif rising:
-        margin = f"{abs(m):.1f} K {'below' if m > 0 else 'above'} the {hot:g} °C limit"
-    else:
-        margin = f"{abs(m):.1f} K {'above' if m > 0 else 'below'} the {cold:g} °C limit"
+def _trend_lines(entries: list[dict[str, Any]], last_phase) -> list[str]:
+    """The ``still_changing`` entries as a short block: one sentence, then one line per
+    trace, closest to its limit first."""
+    if not entries:
+        return []
     phase = "the last phase" if last_phase is None else f"the last phase ('{last_phase}')"
-    return (
-        f"{who} was still {'warming' if rising else 'cooling'} when the run ended "
-        f"(at {e['value_C']:.1f} °C, {e['change_K']:+.2f} K in the last "
-        f"{_fmt_t(e['window_s'])}, {margin}): its "
-        f"{'peak' if rising else 'lowest temperature'} comes later than the reported "
-        f"{'maximum' if rising else 'minimum'}; lengthen {phase} to see it."
-    )
+    out = []
+    for rising in (True, False):
+        group = [e for e in entries if (e["direction"] == "rising") == rising]
+        if not group:
+            continue
+        out.append(
+            f"  still {'warming' if rising else 'cooling'} when the run ended, so their "
+            f"{'peaks come' if rising else 'lowest temperatures come'} later than reported "
+            f"(lengthen {phase} to see them):"
+        )
+        group.sort(key=lambda e: math.inf if e["margin_K"] is None else e["margin_K"])
+        for e in group:
+            who = e["name"] if e["what"] == "nerve" else f"thermocouple {e['name']}"
+            m = e["margin_K"]
+            if m is None:
+                margin = "no cold limit"
+            else:
+                side = (
+                    ("below" if m > 0 else "above") if rising else ("above" if m > 0 else "below")
+                )
+                margin = f"{abs(m):.1f} K {side} the limit"
+            out.append(
+                f"    {who:<30} {e['value_C']:6.1f} °C, {e['change_K']:+.2f} K in the last "
+                f"{_fmt_t(e['window_s'])}, {margin}"
+            )
+    return out
 
 
 def render_text(report: dict[str, Any]) -> str:
@@ -388,8 +401,7 @@ def render_text(report: dict[str, Any]) -> str:
             f"({worst['hot_margin_C']:.1f} K below the limit)"
         )
     last_phase = report["phases"][-1]["name"] if report["phases"] else None
-    for e in report.get("still_changing", []):
-        lines.append("  " + _trend_line(e, hot, cold, last_phase))
+    lines += _trend_lines(report.get("still_changing", []), last_phase)
     lines += ["", f"ablasim {report['ablasim_version']} — {report['scenario']}"]
     if report["description"]:
         lines.append(report["description"])
