@@ -165,6 +165,7 @@ def test_report_flags_traces_still_rising_when_the_run_ends():
         "change_K",
         "window_s",
         "margin_K",
+        "could_reach_limit",
     }
     trace, t = result.sensors["tc"], result.time
     i0 = int(np.searchsorted(t, t[-1] - 60.0))
@@ -178,6 +179,11 @@ def test_report_flags_traces_still_rising_when_the_run_ends():
     assert nerve["direction"] == "rising"
     assert nerve["value_C"] == round(float(result.nerve_max_trace["nerve_x"][-1]), 3)
     assert nerve["margin_K"] > 0
+    # both climb fast enough to reach 45 °C within 10 min at their end rate (the
+    # thermocouple is past it already), so the text names both
+    assert tc["could_reach_limit"]
+    assert nerve["could_reach_limit"]
+    assert nerve["margin_K"] <= nerve["change_K"] / nerve["window_s"] * 600.0
     # the verdict logic is untouched: the nerve stayed below 45 °C
     assert report["verdict"] == analysis.verdict == "PASS"
 
@@ -200,3 +206,16 @@ def test_report_is_quiet_when_every_trace_has_peaked():
     _, _, report = _report(cool_s=240.0)
     assert report["still_changing"] == []
     assert "still warming" not in render_text(report)
+
+
+def test_slow_creep_far_from_the_limit_is_counted_not_listed():
+    """A trace still rising at the end, but too slowly for its end rate to reach the
+    limit within 10 min, stays in report.json and is only counted in the text."""
+    _, _, report = _report(cool_s=5.0)
+    entries = report["still_changing"]
+    for e in entries:  # as if each were 100 windows of climb below its limit
+        e["margin_K"] = 100.0 * abs(e["change_K"])
+        e["could_reach_limit"] = False
+    head = render_text(report).split("\n\n")[0]
+    assert "still warming when the run ended" not in head
+    assert f"{len(entries)} traces still creeping toward a limit" in head

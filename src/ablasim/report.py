@@ -34,6 +34,11 @@ TREND_WINDOW_S = 60.0
 #: Falling traces count only once they went this far below body temperature [K] (a cryo
 #: run); a heated trace relaxing toward body temperature is not moving toward the cold limit.
 TREND_COLD_BELOW_BODY_K = 2.0
+#: A still-moving trace "could reach its limit" when its rate over the end window, kept
+#: up for this long [s], would cross it. Diffusive rises after power-off slow down, so a
+#: linear extrapolation over 10 min overstates them: a trace it does not bring to the
+#: limit is safe to leave; the text report names only the others.
+TREND_HORIZON_S = 600.0
 
 
 def assumptions(result: Result, criterion_text: str, source_kinds: set[str]) -> list[str]:
@@ -203,7 +208,9 @@ def still_changing(
     their trace either way. Each entry: ``what`` ("nerve" or "thermocouple"), ``name``,
     ``direction`` ("rising" or "falling"), ``value_C`` (at the end), ``change_K`` (over
     the window), ``window_s``, ``margin_K`` (to the hot limit, or above the cold limit;
-    None without a cold limit; negative once past it).
+    None without a cold limit; negative once past it) and ``could_reach_limit`` (the
+    window's rate kept up for :data:`TREND_HORIZON_S` would cross the limit, or it is
+    already past it).
     """
     hot = result.limits.hot_C
     cold = result.limits.cold_C
@@ -225,6 +232,7 @@ def still_changing(
             margin = hot - tr.value_C
         else:
             margin = None if cold is None else tr.value_C - cold
+        reach = abs(tr.change_K) / max(tr.window_s, 1e-9) * TREND_HORIZON_S
         out.append(
             {
                 "what": what,
@@ -234,6 +242,7 @@ def still_changing(
                 "change_K": _r(tr.change_K),
                 "window_s": _r(tr.window_s, 2),
                 "margin_K": _r(margin),
+                "could_reach_limit": margin is not None and margin <= reach,
             }
         )
     return out
@@ -335,14 +344,18 @@ def _fmt_t(s):
 
 
 def _trend_lines(entries: list[dict[str, Any]], last_phase) -> list[str]:
-    """The ``still_changing`` entries as a short block: one sentence, then one line per
-    trace, closest to its limit first."""
+    """The ``still_changing`` entries that could reach their limit as a short block: one
+    sentence, then one line per trace, closest to its limit first; the others counted."""
     if not entries:
         return []
     phase = "the last phase" if last_phase is None else f"the last phase ('{last_phase}')"
     out = []
     for rising in (True, False):
-        group = [e for e in entries if (e["direction"] == "rising") == rising]
+        group = [
+            e
+            for e in entries
+            if (e["direction"] == "rising") == rising and e.get("could_reach_limit", True)
+        ]
         if not group:
             continue
         out.append(
@@ -365,6 +378,13 @@ def _trend_lines(entries: list[dict[str, Any]], last_phase) -> list[str]:
                 f"    {who:<30} {e['value_C']:6.1f} °C, {e['change_K']:+.2f} K in the last "
                 f"{_fmt_t(e['window_s'])}, {margin}"
             )
+    rest = sum(not e.get("could_reach_limit", True) for e in entries)
+    if rest:
+        out.append(
+            f"  {rest}{' more' if out else ''} trace{'s' if rest > 1 else ''} still creeping "
+            "toward a limit at the end, too slowly to reach it in 10 min (report.json: "
+            "still_changing)"
+        )
     return out
 
 
