@@ -12,6 +12,7 @@ removed when the run completes.
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -161,6 +162,7 @@ def _write_outputs(out, sc, built, result, analysis, report) -> list[Path]:
         )
     )
 
+    pictures = sc.output.get("pictures", True)
     if sc.output.get("vti", True):
         fields = {
             "temperature_C": result.temperature,
@@ -172,9 +174,13 @@ def _write_outputs(out, sc, built, result, analysis, report) -> list[Path]:
             "labels": model.labels,
             "ablation_zone": analysis.zone_mask.astype(np.uint8),
         }
-        files.append(write_vti(out / "fields.vti", model.grid, fields))
-
-    if sc.output.get("pictures", True):
+        # compressing the fields (zlib releases the GIL) overlaps drawing the pictures
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            vti = pool.submit(write_vti, out / "fields.vti", model.grid, fields)
+            pics = _pictures(out, sc, built, result, analysis) if pictures else []
+            files.append(vti.result())
+        return files + pics
+    if pictures:
         files += _pictures(out, sc, built, result, analysis)
     return files
 
