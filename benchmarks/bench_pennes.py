@@ -35,7 +35,7 @@ import time
 import numba
 import numpy as np
 
-from ablasim.damage import accumulate_damage, pennes_damage_step
+from ablasim.damage import accumulate_damage, pennes_damage_step, row_bounds
 from ablasim.solvers import Boundary, fill_ghosts, pennes_step, pennes_step_numpy
 
 BYTES_PER_VOXEL = 6 * 8  # T, k, 1/rho c, W, Q read; T' written (float64)
@@ -206,7 +206,11 @@ def main(argv=None) -> dict:
             W_sep, W_fused = W.copy(), W.copy()
             a_sep = (*a[:3], W_sep, *a[4:])
             dmg = (out, 0.05, labels, *tables, *acc_sep, W_sep, 4.6, 60.0, 39.0)
-            fused = (*a[:3], W_fused, *a[4:], *tables, *acc_fused, 4.6, 60.0, 39.0, 1.0, a[4], 0.0)
+            bounds = row_bounds(acc_fused[0], acc_fused[1])
+            fused = (
+                *a[:3], W_fused, *a[4:], *tables, *acc_fused, 4.6, 60.0, 39.0, 1.0, a[4], 0.0,
+                *bounds,
+            )  # fmt: skip
             t = time_interleaved(
                 {
                     "step": (pennes_step, a),

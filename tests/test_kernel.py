@@ -243,7 +243,7 @@ def test_fused_step_equals_step_then_damage_pass(rng, phase_change):
     the perfusion shut-down, on a random heterogeneous grid with many voxels above the
     39 °C dose floor and above the 60 °C shut-down, four labels (one without Arrhenius
     damage) and, with phase change, frozen and mushy voxels."""
-    from ablasim.damage import accumulate_damage, pennes_damage_step
+    from ablasim.damage import accumulate_damage, pennes_damage_step, row_bounds
 
     shape = (19, 14, 23)
     T, k, inv_rhoc, W, Q, _ = random_problem(rng, shape)
@@ -274,6 +274,7 @@ def test_fused_step_equals_step_then_damage_pass(rng, phase_change):
     r_fused = pennes_damage_step(
         *args, fused[4], 0.125 * Q, *rest[1:], out_fused, labels, phase, phase_change,
         ln_a, ea_r, *fused[:4], 4.6, 60.0, 39.0, 2.0, 0.25 * Q, 3.0,
+        *row_bounds(fused[0], fused[1]),
     )  # fmt: skip
 
     new = out_sep[c]
@@ -293,3 +294,58 @@ def test_fused_step_equals_step_then_damage_pass(rng, phase_change):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=0, err_msg=name)
     np.testing.assert_array_equal(fused[4] == 0.0, sep[4] == 0.0)
     assert (sep[4] == 0.0).mean() > (W == 0.0).mean()  # the shut-down did happen
+
+
+def test_row_bounds_stay_valid_over_steps_with_held_voxels(rng):
+    """The fused step skips reading t_max (t_min) in rows whose new maximum (minimum)
+    cannot beat the row's bound, and keeps the bounds up to date; held voxels put back by
+    redo_damage widen them. Over twelve steps of a field with heating, cooling and
+    untouched rows, and held voxels both hot and cold, t_max and t_min equal the running
+    extremes of every step's temperatures, and the bounds stay bounds, also after the
+    hold ends."""
+    from ablasim.damage import pennes_damage_step, redo_damage, row_bounds, save_voxels
+
+    shape = (9, 11, 13)
+    T, k, inv_rhoc, W, _, labels = random_problem(rng, shape)
+    c = (slice(1, -1),) * 3
+    T[c] = 37.0
+    T[1:4, 1:-1, 1:-1] = rng.uniform(37.0, 80.0, (3, *shape[1:]))  # a heated slab
+    labels[...] = 0
+    Q = np.zeros(shape)
+    Q[:3] = rng.uniform(0.0, 3e6, (3, *shape[1:]))  # heating slabs
+    Q[6:8] = -rng.uniform(0.0, 3e6, (2, *shape[1:]))  # cooling slabs
+    ln_a = np.array([np.log(7.39e39)] * len(PHASE))
+    ea_r = np.array([2.577e5] * len(PHASE)) / 8.314462618
+    t_max, t_min = T[c].copy(), T[c].copy()
+    cem, om = np.zeros(shape), np.zeros(shape)
+    bounds = row_bounds(t_max, t_min)
+    # held hot, cold, and at 37 °C inside the heated slab (where the step alone would
+    # raise its t_max, which redo_damage then puts back below the row's bound)
+    vi, vj, vm = np.array([1, 7, 2]), np.array([2, 5, 6]), np.array([3, 8, 6])
+    held_T = np.array([90.0, 5.0, 37.0])
+    saved = np.empty((5, 3))
+    run_max, run_min = T[c].copy(), T[c].copy()
+    out = T.copy()
+    for step in range(12):
+        if step == 6:  # the probe is withdrawn: the voxels are free again
+            vi, vj, vm, held_T = (a[:0] for a in (vi, vj, vm, held_T))
+        acc = (t_max, t_min, cem, om)
+        save_voxels(vi, vj, vm, *acc, W, saved)
+        pennes_damage_step(
+            T, k, inv_rhoc, W, Q, 37.0, 0.02, 1e-3, out, labels, PHASE, False,
+            ln_a, ea_r, *acc, 4.6, 60.0, 39.0, 1.0, Q, 0.0, *bounds,
+        )  # fmt: skip
+        T, out = out, T
+        T[vi + 1, vj + 1, vm + 1] = held_T
+        redo_damage(
+            T, vi, vj, vm, saved, 0.02, labels, ln_a, ea_r, *acc, W, 4.6, 60.0, 39.0, *bounds
+        )
+        np.maximum(run_max, T[c], out=run_max)
+        np.minimum(run_min, T[c], out=run_min)
+        np.testing.assert_array_equal(t_max, run_max)
+        np.testing.assert_array_equal(t_min, run_min)
+        assert np.all(bounds[0] <= t_max.min(axis=2))
+        assert np.all(bounds[1] >= t_min.max(axis=2))
+    # rows that heated and rows that cooled (below their start) both occurred
+    assert (t_max.max(axis=2) > 50.0).any()
+    assert (t_min.min(axis=2) < 36.0).any()

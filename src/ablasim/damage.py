@@ -82,6 +82,7 @@ __all__ = [
     "fast_exp",
     "pennes_damage_step",
     "redo_damage",
+    "row_bounds",
     "save_voxels",
 ]
 
@@ -224,40 +225,60 @@ def dose_voxel(t, at, dt, dmin, labels, ln_a, ea_over_r, cem43, omega, W, shut_o
 
 @jit_inline
 def damage_row(T, i, j, dt, labels, ln_a, ea_over_r, t_max, t_min, cem43, omega, W,
-               shut_omega, shut_t, floor):  # fmt: skip
+               shut_omega, shut_t, floor, lo_max, hi_min):  # fmt: skip
     """One step's damage along the z-row (i, j) (interior indices; ``T`` padded): the
     body of :func:`accumulate_damage` and :func:`pennes_damage_step`.
 
-    Most rows of a treatment sit below the dose floor and many set no new extreme, so
-    the row is first scanned in one loop that LLVM vectorises (any new extreme? the
-    row's maximum?); then t_max and t_min are each updated only in rows with a new
-    extreme of their own (a vectorised max/min, so a heating row never writes t_min
-    back, nor a cooling one t_max), and the scalar
-    doses (:func:`dose_voxel`, two exps each above the floor) run only in rows that
-    reach the floor or the shut-down temperature. (A loop with a store under a condition
-    per voxel, as this was, does not vectorise; the row scan made the pass without
-    doses 10-30 % faster, measured on the vertebra-mw state at 135 s, with bit-identical
-    results.)
+    ``lo_max[i, j]`` is a lower bound of the row's t_max and ``hi_min[i, j]`` an upper
+    bound of its t_min (:func:`row_bounds`; exact after the row is updated). Most rows of
+    a treatment are heating (no new minimum possible), cooling, or untouched at body
+    temperature, and many sit below the dose floor, so the row's new temperatures are
+    first scanned alone, in L1 (their extremes, any voxel hot enough for a dose?); t_max
+    is read only when the row's maximum exceeds ``lo_max`` and written back only when it
+    holds a new maximum, likewise t_min, and the scalar doses (:func:`dose_voxel`, two
+    exps each above the floor) run only in rows that reach the floor or the shut-down
+    temperature. (Conditional stores per voxel would not vectorise; this way a heating
+    row never reads t_min, and a row at body temperature reads neither.)
     """
     nz = t_max.shape[2]
-    new_max = 0
-    new_min = 0
+    hi = -np.inf
+    lo = np.inf
     hot = 0
     for m in range(nz):
         t = T[i + 1, j + 1, m + 1]
-        new_max += t > t_max[i, j, m]
-        new_min += t < t_min[i, j, m]
+        hi = t if t > hi else hi
+        lo = t if t < lo else lo
         hot += (t > floor) + (t >= shut_t)
-    if new_max:
+    if hi > lo_max[i, j]:
+        new = 0
+        r = np.inf
         for m in range(nz):
             t = T[i + 1, j + 1, m + 1]
             a = t_max[i, j, m]
-            t_max[i, j, m] = t if t > a else a
-    if new_min:
+            new += t > a
+            a = t if t > a else a
+            r = a if a < r else r
+        lo_max[i, j] = r
+        if new:
+            for m in range(nz):
+                t = T[i + 1, j + 1, m + 1]
+                a = t_max[i, j, m]
+                t_max[i, j, m] = t if t > a else a
+    if lo < hi_min[i, j]:
+        new = 0
+        r = -np.inf
         for m in range(nz):
             t = T[i + 1, j + 1, m + 1]
             b = t_min[i, j, m]
-            t_min[i, j, m] = t if t < b else b
+            new += t < b
+            b = t if t < b else b
+            r = b if b > r else r
+        hi_min[i, j] = r
+        if new:
+            for m in range(nz):
+                t = T[i + 1, j + 1, m + 1]
+                b = t_min[i, j, m]
+                t_min[i, j, m] = t if t < b else b
     if hot:
         dmin = dt / 60.0
         for m in range(nz):
@@ -265,6 +286,32 @@ def damage_row(T, i, j, dt, labels, ln_a, ea_over_r, t_max, t_min, cem43, omega,
                 T[i + 1, j + 1, m + 1], (i, j, m), dt, dmin, labels, ln_a, ea_over_r,
                 cem43, omega, W, shut_omega, shut_t, floor,
             )  # fmt: skip
+
+
+@jit
+def _row_bounds(t_max, t_min, lo_max, hi_min):  # pragma: no cover - compiled
+    nx, ny, nz = t_max.shape
+    for i in prange(nx):
+        for j in range(ny):
+            r = np.inf
+            q = -np.inf
+            for m in range(nz):
+                a = t_max[i, j, m]
+                b = t_min[i, j, m]
+                r = a if a < r else r
+                q = b if b > q else q
+            lo_max[i, j] = r
+            hi_min[i, j] = q
+
+
+def row_bounds(t_max: np.ndarray, t_min: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per z-row bounds of the extremes for :func:`damage_row`: (lowest t_max of each
+    row, highest t_min of each row), shape (nx, ny). Compute them once from the
+    accumulators; the kernels keep them valid as they update."""
+    lo_max = np.empty(t_max.shape[:2])
+    hi_min = np.empty(t_min.shape[:2])
+    _row_bounds(t_max, t_min, lo_max, hi_min)
+    return lo_max, hi_min
 
 
 @jit
@@ -285,19 +332,23 @@ def accumulate_damage(
     # Stores are conditional (per row, see damage_row): most voxels set no new extreme
     # and sit below the dose floor, so their cache lines of t_max, t_min, cem43, omega
     # are read (or not even that) but never written back. The doses are scalar (no
-    # gathers for the table look-ups), with the exps inlined :func:`fast_exp`.
+    # gathers for the table look-ups), with the exps inlined :func:`fast_exp`. The row
+    # bounds are computed afresh (a reference pass keeps no state between calls).
+    lo_max = np.empty((nx, ny))
+    hi_min = np.empty((nx, ny))
+    _row_bounds(t_max, t_min, lo_max, hi_min)
     for i in prange(nx):
         for j in range(ny):
             damage_row(
                 T, i, j, dt, labels, ln_a, ea_over_r, t_max, t_min, cem43, omega, W,
-                shut_omega, shut_t, floor,
+                shut_omega, shut_t, floor, lo_max, hi_min,
             )  # fmt: skip
 
 
 @jit
 def pennes_damage_step(T, k, inv_rhoc, W, Q, t_art, dt, h, out, labels, phase, phase_change,
                        ln_a, ea_over_r, t_max, t_min, cem43, omega, shut_omega, shut_t,
-                       floor, q_scale, P, p_scale):  # fmt: skip
+                       floor, q_scale, P, p_scale, lo_max, hi_min):  # fmt: skip
     """:func:`~ablasim.solvers.pennes_step` and :func:`accumulate_damage` in one pass.
 
     The first twelve arguments and the return value are those of
@@ -308,7 +359,8 @@ def pennes_damage_step(T, k, inv_rhoc, W, Q, t_art, dt, h, out, labels, phase, p
     map that changes only now and then (an RF probe between potential solves) needs no
     per-step copy of a grid-sized ``Q``. Without such a source pass ``q_scale = 1, P =
     Q, p_scale = 0``; with it and no other heating, ``Q = P, q_scale = 0`` (one array
-    read instead of two).
+    read instead of two). ``lo_max, hi_min`` are the accumulators' row bounds
+    (:func:`row_bounds`), kept valid here and by :func:`redo_damage`.
 
     Each z-row is updated, its extremes taken, and then its damage accumulated at the
     new temperature while the row is in L1 cache, so T is not streamed from memory a
@@ -347,7 +399,7 @@ def pennes_damage_step(T, k, inv_rhoc, W, Q, t_art, dt, h, out, labels, phase, p
             a, b, s = _row_extremes(out, i, j, a, b, s)
             damage_row(
                 out, i - 1, j - 1, dt, labels, ln_a, ea_over_r, t_max, t_min, cem43, omega, W,
-                shut_omega, shut_t, floor,
+                shut_omega, shut_t, floor, lo_max, hi_min,
             )  # fmt: skip
         rmax[i - 1] = a
         rmin[i - 1] = b
@@ -370,11 +422,13 @@ def save_voxels(vi, vj, vm, t_max, t_min, cem43, omega, W, saved):
 
 @jit_serial
 def redo_damage(T, vi, vj, vm, saved, dt, labels, ln_a, ea_over_r, t_max, t_min, cem43,
-                omega, W, shut_omega, shut_t, floor):  # fmt: skip
+                omega, W, shut_omega, shut_t, floor, lo_max, hi_min):  # fmt: skip
     """Put back what :func:`save_voxels` saved at voxels (vi, vj, vm) (distinct, interior
     indices) and accumulate their damage again at their temperature in the padded ``T``
     now: for voxels overwritten after a :func:`pennes_damage_step` (held temperatures),
-    this gives exactly what :func:`accumulate_damage` after the hold would have."""
+    this gives exactly what :func:`accumulate_damage` after the hold would have. The row
+    bounds ``lo_max, hi_min`` are widened to the voxels' new extremes (a put-back value
+    can lie beyond what the step left)."""
     dmin = dt / 60.0
     for n in range(vi.size):
         at = (vi[n], vj[n], vm[n])
@@ -388,6 +442,9 @@ def redo_damage(T, vi, vj, vm, saved, dt, labels, ln_a, ea_over_r, t_max, t_min,
             t_max[at] = t
         if t < t_min[at]:
             t_min[at] = t
+        row = (vi[n], vj[n])
+        lo_max[row] = min(lo_max[row], t_max[at])
+        hi_min[row] = max(hi_min[row], t_min[at])
         dose_voxel(
             t, at, dt, dmin, labels, ln_a, ea_over_r, cem43, omega, W, shut_omega, shut_t,
             floor,

@@ -47,6 +47,7 @@ from .damage import (
     PerfusionShutdown,
     pennes_damage_step,
     redo_damage,
+    row_bounds,
     save_voxels,
 )
 from .errors import ScenarioError, SimulationError, StabilityError
@@ -345,11 +346,14 @@ def _warm_up() -> None:
     step = (T, k, one, dmg[4], one, 37.0, 1e-3, 1e-3, T.copy(), lab, tab, False)
     tables = (np.zeros(1), np.zeros(1))
     # through the module: a test may replace this module's name to interrupt a run
-    damage_module.pennes_damage_step(*step, *tables, *dmg[:4], 1.0, 1.0, 39.0, 1.0, one, 0.0)
+    bounds = row_bounds(dmg[0], dmg[1])
+    damage_module.pennes_damage_step(
+        *step, *tables, *dmg[:4], 1.0, 1.0, 39.0, 1.0, one, 0.0, *bounds
+    )
     v = np.zeros(1, dtype=np.int64)
     saved = np.empty((5, 1))
     save_voxels(v, v, v, *dmg, saved)
-    redo_damage(T, v, v, v, saved, 1e-3, lab, *tables, *dmg, 1.0, 1.0, 39.0)
+    redo_damage(T, v, v, v, saved, 1e-3, lab, *tables, *dmg, 1.0, 1.0, 39.0, *bounds)
 
 
 class _ThreadChooser:
@@ -616,6 +620,8 @@ def simulate(
         st.next_sample = sample_interval
 
     T = st.T
+    # per-row bounds of the extremes, kept valid by the damage kernels (see damage_row)
+    bounds = row_bounds(st.damage.t_max, st.damage.t_min)
     # ghosts that hold a fixed value (every face `body`, the default) are written once,
     # into both buffers, instead of after every step
     fixed_ghosts = model.boundary.fixed_ghosts
@@ -706,7 +712,7 @@ def simulate(
                 c1 = time.perf_counter()
                 tmax, tmin, finite = pennes_damage_step(
                     *step_args, ln_a, ea_r, *acc, shut_omega, shut_t, DAMAGE_FLOOR_C,
-                    q_scale, P, p_scale,
+                    q_scale, P, p_scale, *bounds,
                 )  # fmt: skip
                 c2 = time.perf_counter()
                 if not finite or tmax > T_RUNAWAY[1] or tmin < T_RUNAWAY[0]:
@@ -729,7 +735,7 @@ def simulate(
                 if vi.size:
                     redo_damage(
                         T, vi, vj, vm, saved, dt_phase, labels, ln_a, ea_r, *acc, st.W,
-                        shut_omega, shut_t, DAMAGE_FLOOR_C,
+                        shut_omega, shut_t, DAMAGE_FLOOR_C, *bounds,
                     )  # fmt: skip
                 t_damage += (c1 - c0) + (time.perf_counter() - c3)
                 t_kernel += c2 - c1
