@@ -327,20 +327,25 @@ def _inverse_diagonal(D, inv_d):  # pragma: no cover - compiled
 _BLOCK = 1 << 14
 
 
+@jit_inline
+def _ordered_sum(part):
+    """The blocks' partial sums added in block order."""
+    total = 0.0
+    for blk in range(part.size):
+        total += part[blk]
+    return total
+
+
 @jit
 def _dot(a, b):  # pragma: no cover - compiled
     n = a.size
-    nb = (n + _BLOCK - 1) // _BLOCK
-    part = np.empty(nb)
-    for blk in prange(nb):
+    part = np.empty((n + _BLOCK - 1) // _BLOCK)
+    for blk in prange(part.size):
         s = 0.0
         for i in range(blk * _BLOCK, min(n, (blk + 1) * _BLOCK)):
             s += a[i] * b[i]
         part[blk] = s
-    total = 0.0
-    for blk in range(nb):
-        total += part[blk]
-    return total
+    return _ordered_sum(part)
 
 
 @jit
@@ -360,9 +365,8 @@ def _xpby(x, beta, y):  # pragma: no cover - compiled
 def _cg_update(x, r, p, q, alpha):  # pragma: no cover - compiled
     """x += alpha p, r -= alpha q, in one pass; returns |r|^2 (summed as in _dot)."""
     n = x.size
-    nb = (n + _BLOCK - 1) // _BLOCK
-    part = np.empty(nb)
-    for blk in prange(nb):
+    part = np.empty((n + _BLOCK - 1) // _BLOCK)
+    for blk in prange(part.size):
         s = 0.0
         for i in range(blk * _BLOCK, min(n, (blk + 1) * _BLOCK)):
             x[i] += alpha * p[i]
@@ -370,10 +374,7 @@ def _cg_update(x, r, p, q, alpha):  # pragma: no cover - compiled
             r[i] = ri
             s += ri * ri
         part[blk] = s
-    total = 0.0
-    for blk in range(nb):
-        total += part[blk]
-    return total
+    return _ordered_sum(part)
 
 
 @jit_serial
