@@ -448,7 +448,16 @@ def test_haemmerich_schutt_2011_plausibility():
     sink uses one tissue water fraction (0.74) for the gel too (~0.97). With the library's
     default generator rule (15 s pauses when the impedance doubles) the model would
     deliver less energy, but that rule is our own assumption, so it is not used to pass
-    the test. About 7 s to run."""
+    the test. About 7 s to run.
+
+    Grid study (this setup, final values at 8 mm liver / gel; end impedance): 1 mm
+    79.8 / 81.1 °C, 88 Ω; 0.75 mm 71.9 / 71.7 °C, 7.8 kΩ; 0.6 mm 71.5 / 70.6 °C,
+    4.2 kΩ; 0.5 mm 76.4 / 76.2 °C, 3.2 kΩ (4 mm: 100-136 °C). The finer grids land in
+    the band, but not convergently: with the full 30 W forced into tissue that has
+    dried out around the needle, the impedance climbs to kilohms (a generator would need
+    300 V) and the result depends on how the drying front meets the voxels. A
+    generator's voltage limit or impedance rule, which the paper does not give, decides
+    this regime; until it is known the test stays an expected failure at 1 mm."""
     grid = ab.Grid.from_extent(0.048, 1.0e-3)
     model = _liver_gel_model(grid, ab.Boundary.body(20.0))
     src = RFSource(
