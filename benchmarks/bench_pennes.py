@@ -16,7 +16,11 @@ by 15-35 % between runs, so only ratios within one run are meaningful):
   exponentials each (the worst case), and "treatment", 37-37.2 °C with a hot ball of
   1.4 % of the voxels (half-way through the vertebra-mw example, 28 % of the voxels
   were above the floor: in between). The four are timed in turn, repeat after repeat
-  (the host's noise falls on all alike), and their medians compared;
+  (the host's noise falls on all alike), and their medians compared. Caveat: the
+  repeats see the same temperatures, so after the first call the fused step's row
+  bounds (``row_bounds``) let it skip reading t_max and t_min, while the separate pass,
+  a stateless reference, recomputes them on every call (16 B/voxel more): the "fused
+  gain" overstates what a real run, whose rows keep setting new extremes, gains;
 * the time to compile the kernel in a fresh process, cold and with the on-disk cache.
 
 Run:  python benchmarks/bench_pennes.py [--sizes 64 128 192] [--json out.json] [--quick]

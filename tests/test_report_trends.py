@@ -36,7 +36,7 @@ def test_rising_at_the_end_is_flagged_with_the_change_over_the_window():
 def test_the_vertebra_rf_epidural_case_is_flagged():
     """+0.09 K in the last 30 s at 44.71 °C (the example's epidural thermocouple)."""
     trace = 44.71 - 0.003 * (T[-1] - T)
-    tr = end_trend(T, trace, "rising", body_C=37.0)
+    tr = end_trend(T, trace, "rising", start_C=37.0)
     assert tr.still_moving
     assert tr.change_K == pytest.approx(0.18, abs=1e-9)
 
@@ -46,10 +46,17 @@ def test_peak_in_the_middle_then_falling_is_not_flagged():
     tr = end_trend(T, trace, "rising")
     assert not tr.still_moving
     assert tr.change_K < 0
-    # a peak that falls back and then creeps up again at the end, below its maximum
-    late = trace + np.where(T > 280, 0.1 * (T - 280), 0.0)  # +2 K, to 39 °C
-    assert end_trend(T, late, "rising").change_K > TREND_MIN_CHANGE_K
-    assert not end_trend(T, late, "rising").still_moving
+    # a peak that falls back and then creeps up again at the end, below its maximum,
+    # too slowly to pass it within 10 min: not flagged
+    early = 37.0 + 8.0 * np.exp(-(((T - 100.0) / 30.0) ** 2))  # back at 37 °C by 240 s
+    creep = early + np.where(T > 240, 0.002 * (T - 240), 0.0)  # +0.12 K per minute
+    assert end_trend(T, creep, "rising").change_K > TREND_MIN_CHANGE_K
+    assert not end_trend(T, creep, "rising").still_moving
+    # climbing again fast enough to pass the earlier peak (after a generator pause, say):
+    # flagged although the end is not (yet) the maximum
+    late = early + np.where(T > 280, 0.1 * (T - 280), 0.0)  # +2 K in 20 s, to 39 °C
+    assert late[-1] < late.max()
+    assert end_trend(T, late, "rising").still_moving
 
 
 def test_a_drift_within_the_threshold_is_not_flagged():
@@ -64,29 +71,29 @@ def test_a_drift_within_the_threshold_is_not_flagged():
 
 def test_a_cryo_trace_still_falling_is_flagged_as_falling():
     trace = 37.0 - 0.1 * T  # down to 7 °C, still falling 6 K per minute
-    tr = end_trend(T, trace, "falling", body_C=37.0)
+    tr = end_trend(T, trace, "falling", start_C=37.0)
     assert tr.still_moving
     assert tr.change_K == pytest.approx(-6.0, abs=1e-9)
     assert tr.value_C == pytest.approx(7.0, abs=1e-9)
-    assert not end_trend(T, trace, "rising", body_C=37.0).still_moving
+    assert not end_trend(T, trace, "rising", start_C=37.0).still_moving
     # thawing (the coldest moment in the middle) is not flagged
     thaw = np.where(T > 200.0, 17.0 + 0.05 * (T - 200.0), trace)
-    assert not end_trend(T, thaw, "falling", body_C=37.0).still_moving
+    assert not end_trend(T, thaw, "falling", start_C=37.0).still_moving
 
 
 def test_body_temperature_gates_the_direction():
     # relaxing toward body temperature after heating: falling, but not toward the cold limit
     cooling = 37.0 + 3.0 * np.exp(-T / 100.0)
     assert end_trend(T, cooling, "falling").change_K < -TREND_MIN_CHANGE_K
-    assert not end_trend(T, cooling, "falling", body_C=37.0).still_moving
+    assert not end_trend(T, cooling, "falling", start_C=37.0).still_moving
     # a falling trace that stays within 2 K of body temperature is not cryo
     mild = 37.0 - 1.5 * T / T[-1]
     assert end_trend(T, mild, "falling").still_moving
-    assert not end_trend(T, mild, "falling", body_C=37.0).still_moving
+    assert not end_trend(T, mild, "falling", start_C=37.0).still_moving
     # rewarming from a cool start toward body temperature is not approaching the hot limit
     rewarm = 30.0 + 0.02 * T
     assert end_trend(T, rewarm, "rising").still_moving
-    assert not end_trend(T, rewarm, "rising", body_C=37.0).still_moving
+    assert not end_trend(T, rewarm, "rising", start_C=37.0).still_moving
 
 
 def test_traces_shorter_than_the_window_use_the_whole_trace():
@@ -104,7 +111,8 @@ def test_peak_one_sample_before_the_end_counts_as_at_the_end():
     trace = 37.0 + 0.05 * t
     trace[-1] = trace[-2] - 0.001  # the turn comes on the last sample
     assert end_trend(t, trace, "rising").still_moving
-    trace[-3:] = trace[-4] - np.array([0.001, 0.002, 0.003])  # two samples past the peak
+    # past the peak for most of the window, falling: the window's change is negative
+    trace[-40:] = trace[-41] - 0.1 * np.arange(1, 41)
     assert not end_trend(t, trace, "rising").still_moving
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 
+import numba
 import numpy as np
 import pytest
 from analytic import observed_order
@@ -302,6 +303,7 @@ def test_bipolar_and_two_probes_bind_and_heat():
     assert left == pytest.approx(right, rel=0.1)
 
 
+@pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="needs two numba threads to compare")
 def test_results_do_not_depend_on_the_number_of_threads():
     """The simulation switches between one and two kernel threads as the host's load
     changes, so every kernel must give the same bits either way: the sums of the
@@ -334,10 +336,12 @@ class _DepositOnly:
         return getattr(self._b, name)
 
 
-def test_kernel_formed_heating_equals_deposited_heating():
+@pytest.mark.parametrize("metabolic", [0.0, 2e4], ids=["map-only", "map-plus-Q"])
+def test_kernel_formed_heating_equals_deposited_heating(metabolic):
     """The simulation hands an RF probe's map and power to the step kernel (heating
     formed on the fly) instead of rebuilding Q each step; a run that takes the deposit
-    path gives the same temperatures, doses and power.
+    path gives the same temperatures, doses and power, with the map alone and with a
+    static heating beside it (metabolic heat switched on: the kernel adds Q + p map).
 
     Tolerance: the two paths form ``0 + p q`` in different kernels, which LLVM may
     contract into FMAs differently: after two steps the fields differ by 4e-14 K (one
@@ -345,7 +349,9 @@ def test_kernel_formed_heating_equals_deposited_heating():
     relative after 35 s. 1e-8 is round-off; a wrong map, power or box would differ by
     percents. CEM43 grows as 2^T: a relative change of T by 1e-8 at 150 °C (boiling
     voxels) moves it by ln 2 x 1.5e-6, hence 1e-5 for the dose."""
-    model = _model(h=0.6e-3)
+    lib = ab.TissueLibrary.default().with_overrides({"muscle": {"metabolic_W_m3": metabolic}})
+    model = _model(h=0.6e-3, tissues=lib)
+    assert model.thermal_fields.Q_met.any() == (metabolic > 0)
     src = _probe(
         mode="bipolar", active_length=5e-3, gap=3e-3, cooled=True, control="temperature",
         target_C=70.0, max_power_W=20.0, potential_margin=0.004,

@@ -230,7 +230,8 @@ def damage_row(T, i, j, dt, labels, ln_a, ea_over_r, t_max, t_min, cem43, omega,
     body of :func:`accumulate_damage` and :func:`pennes_damage_step`.
 
     ``lo_max[i, j]`` is a lower bound of the row's t_max and ``hi_min[i, j]`` an upper
-    bound of its t_min (:func:`row_bounds`; exact after the row is updated). Most rows of
+    bound of its t_min (:func:`row_bounds`; made exact whenever the row's t_max or t_min
+    is read here, widened by :func:`redo_damage`). Most rows of
     a treatment are heating (no new minimum possible), cooling, or untouched at body
     temperature, and many sit below the dose floor, so the row's new temperatures are
     first scanned alone, in L1 (their extremes, any voxel hot enough for a dose?); t_max
@@ -368,12 +369,14 @@ def pennes_damage_step(T, k, inv_rhoc, W, Q, t_art, dt, h, out, labels, phase, p
     sequence (the same inlined arithmetic, :func:`~ablasim.solvers.pennes._row_update`
     and :func:`damage_row`); on the example scenarios they are bit for bit the same.
 
-    Speed, measured on the 2-core development host (``benchmarks/bench_pennes.py``):
-    the same as the two passes in sequence, within the noise (0.92-1.05x). Where many
-    voxels are above the dose floor the damage costs the scalar exponentials of those
-    voxels (two each, with a table look-up LLVM will not vectorise on this CPU), which
-    no fusion removes, and the fused loop ran 5-10 % slower there; where few are, the
-    saved memory traffic is about 8 of 72 bytes a voxel.
+    Speed, measured on the 2-core development host on the vertebra-rf state at 300 s
+    (25 % of the voxels above the dose floor), ten real steps at a time: plain step
+    4.4 ms, this one 9.2 ms, of which 3.5 ms are the doses (two scalar exponentials per
+    voxel above the floor, with a table look-up LLVM does not vectorise; a table-free
+    polynomial exp was no faster) and about 1.3 ms the extremes. Before the row bounds
+    (:func:`row_bounds`) every row read t_max and t_min; before fusion the extremes and
+    doses were a second pass over T (measured then: fusion 0.92-1.05x of the two passes,
+    within the noise, since the exponentials, not the memory traffic, dominate).
 
     Writing ``W`` inside the step is safe: a voxel's perfusion enters only its own
     update, and a row's damage follows that row's update. The damage sees the step's

@@ -118,9 +118,10 @@ class EndTrend:
     window_s : float
         The window actually used [s] (shorter than asked when the trace is shorter).
     still_moving : bool
-        The trace's extreme in ``direction`` is at the end (or one sample before it) and
-        the window's change exceeds ``min_change_K`` in that direction: the reported
-        extreme is not the true one.
+        The window's change exceeds ``min_change_K`` in ``direction``, the trace's
+        extreme is at the end (or one sample before it) or its end rate would pass that
+        extreme within the horizon, and (given a start temperature) it is moving away
+        from the start: the reported extreme may not be the true one.
     """
 
     value_C: float
@@ -136,7 +137,8 @@ def end_trend(
     *,
     window_s: float = TREND_WINDOW_S,
     min_change_K: float = TREND_MIN_CHANGE_K,
-    body_C: float | None = None,
+    start_C: float | None = None,
+    horizon_s: float = TREND_HORIZON_S,
 ) -> EndTrend:
     """The trend of a temperature trace at the end of a run.
 
@@ -154,11 +156,15 @@ def end_trend(
     min_change_K : float
         Smallest change over the window that counts [K] (default 0.05 K, half the
         resolution of a thermocouple).
-    body_C : float, optional
-        Body temperature [°C]. When given, a rising trace counts only if it ends above
-        it, and a falling trace only if it went more than ``TREND_COLD_BELOW_BODY_K``
-        (2 K) below it (cryo), so that a trace relaxing back toward body temperature is
-        not flagged.
+    start_C : float, optional
+        The temperature the run started at [°C] (body temperature, or the bath of an ex
+        vivo run). When given, a rising trace counts only if it ends above it, and a
+        falling trace only if it went more than ``TREND_COLD_BELOW_BODY_K`` (2 K) below
+        it (cryo), so that a trace relaxing back toward the start is not flagged.
+    horizon_s : float
+        A trace counts only if its rate over the window, kept up this long, would take
+        it past its extreme so far: at the end of a run that has its extreme there, or
+        a trace that climbs again after a pause fast enough to pass its earlier peak.
 
     Returns
     -------
@@ -188,14 +194,15 @@ def end_trend(
     out = EndTrend(float(y[-1]), change, float(t[-1] - t[i0]), False)
     if t.size < 2 or not np.all(np.isfinite(y[i0:])):
         return out
+    ahead = y[-1] + change / max(out.window_s, 1e-12) * horizon_s  # the rate kept up
     if direction == "rising":
-        moving = change > min_change_K and y[-2:].max() >= np.nanmax(y)
-        if body_C is not None:
-            moving = moving and y[-1] > body_C
+        moving = change > min_change_K and (y[-2:].max() >= np.nanmax(y) or ahead > np.nanmax(y))
+        if start_C is not None:
+            moving = moving and y[-1] > start_C
     else:
-        moving = change < -min_change_K and y[-2:].min() <= np.nanmin(y)
-        if body_C is not None:
-            moving = moving and np.nanmin(y) < body_C - TREND_COLD_BELOW_BODY_K
+        moving = change < -min_change_K and (y[-2:].min() <= np.nanmin(y) or ahead < np.nanmin(y))
+        if start_C is not None:
+            moving = moving and np.nanmin(y) < start_C - TREND_COLD_BELOW_BODY_K
     return EndTrend(out.value_C, out.change_K, out.window_s, bool(moving))
 
 
@@ -204,28 +211,31 @@ def still_changing(
 ) -> list[dict[str, Any]]:
     """The nerve and thermocouple traces still moving toward a limit when the run ended.
 
-    Nerves: the hottest-voxel trace rising, the coldest-voxel trace falling; thermocouples:
-    their trace either way. Each entry: ``what`` ("nerve" or "thermocouple"), ``name``,
-    ``direction`` ("rising" or "falling"), ``value_C`` (at the end), ``change_K`` (over
-    the window), ``window_s``, ``margin_K`` (to the hot limit, or above the cold limit;
-    None without a cold limit; negative once past it) and ``could_reach_limit`` (the
-    window's rate kept up for :data:`TREND_HORIZON_S` would cross the limit, or it is
-    already past it).
+    Nerves: the hottest-voxel trace rising, the coldest-voxel trace falling (with a cold
+    limit); thermocouples: their trace either way. Each trace's direction is judged
+    from the temperature it started at (see :func:`end_trend`). Each entry: ``what``
+    ("nerve" or "thermocouple"), ``name``, ``direction`` ("rising" or "falling"),
+    ``value_C`` (at the end), ``change_K`` (over the window), ``window_s``, ``margin_K``
+    (to the hot limit, or above the cold limit; negative once past it) and
+    ``could_reach_limit`` (the window's rate kept up for :data:`TREND_HORIZON_S` would
+    cross the limit, or it is already past it).
     """
     hot = result.limits.hot_C
     cold = result.limits.cold_C
-    body = result.model.tissues.blood.temperature_C
+    directions = ("rising",) if cold is None else ("rising", "falling")
     traces = []
     for name in analysis.nerves:
         if name in result.nerve_max_trace:
             traces.append(("nerve", name, "rising", result.nerve_max_trace[name]))
-        if name in result.nerve_min_trace:
+        if cold is not None and name in result.nerve_min_trace:
             traces.append(("nerve", name, "falling", result.nerve_min_trace[name]))
     for name, trace in result.sensors.items():
-        traces += [("thermocouple", name, d, trace) for d in ("rising", "falling")]
+        traces += [("thermocouple", name, d, trace) for d in directions]
     out = []
     for what, name, direction, trace in traces:
-        tr = end_trend(result.time, trace, direction, window_s=window_s, body_C=body)
+        # the first sample is the run's start (t = 0): the reference for the direction
+        start = float(np.asarray(trace, dtype=float)[0]) if len(trace) else None
+        tr = end_trend(result.time, trace, direction, window_s=window_s, start_C=start)
         if not tr.still_moving:
             continue
         if direction == "rising":
@@ -382,8 +392,8 @@ def _trend_lines(entries: list[dict[str, Any]], last_phase) -> list[str]:
     if rest:
         out.append(
             f"  {rest}{' more' if out else ''} trace{'s' if rest > 1 else ''} still creeping "
-            "toward a limit at the end, too slowly to reach it in 10 min (report.json: "
-            "still_changing)"
+            f"toward a limit at the end, too slowly to reach it in "
+            f"{_fmt_t(TREND_HORIZON_S)} (report.json: still_changing)"
         )
     return out
 

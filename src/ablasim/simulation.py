@@ -1,5 +1,6 @@
-"""The time loop: sources -> Q, held voxels -> Pennes step with damage (numba) ->
-thermocouples and cut-off -> samples and checkpoints.
+"""The time loop: sources -> heating (Q, or one source's map and power formed inside the
+step), held voxels -> Pennes step with damage (numba) -> thermocouples and cut-off ->
+samples and checkpoints.
 
 :func:`simulate` runs a protocol (a list of :class:`Phase`) on a
 :class:`~ablasim.model.Model` and returns a :class:`~ablasim.result.Result`.
@@ -674,7 +675,13 @@ def simulate(
             )
             dynamic = [b for b in srcs if not b.static]
             # one changing source whose heating is power x map: the kernel forms it
-            scaled = dynamic[0] if len(dynamic) == 1 and hasattr(dynamic[0], "advance") else None
+            scaled = (
+                dynamic[0]
+                if len(dynamic) == 1
+                and hasattr(dynamic[0], "advance")
+                and hasattr(dynamic[0], "unit_heating")
+                else None
+            )
             static_zero = not Q_static.any()
             t_phase0 = sum(p.duration for p in phases[:p_i])
             if pidx.size:
@@ -686,7 +693,8 @@ def simulate(
                 Qs = Q_static
                 q_scale, P, p_scale = 1.0, Q_static, 0.0
                 if scaled is not None:
-                    p_scale = scaled.advance(T[1:-1, 1:-1, 1:-1], st.t)
+                    # a power below zero heats nothing (as deposit() adds nothing)
+                    p_scale = max(float(scaled.advance(T[1:-1, 1:-1, 1:-1], st.t)), 0.0)
                     P = scaled.unit_heating
                     power += p_scale
                     if static_zero:  # read only the map

@@ -602,7 +602,8 @@ class PotentialSystem:
 # -- conjugate gradients with pyamg's V-cycle (the solver="amg" path) ------------------------
 # Written here rather than taken from pyamg/scipy: their dot products and norms go through
 # a multithreaded BLAS, which stalls (100x slower) next to numba's worker threads. The
-# vector kernels are the serial numba ones of the multigrid module.
+# vector kernels are the numba ones of the multigrid module (parallel, with sums over
+# fixed blocks so the result does not depend on the number of threads).
 def _vcycle(ml, b, level=0):
     """One AMG V-cycle on ``A x = b`` from x = 0 (the preconditioner)."""
     lv = ml.levels[level]

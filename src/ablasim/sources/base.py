@@ -72,11 +72,11 @@ class BoundSource(Protocol):
     # Optional: ``advance(self, T, t) -> float`` and ``unit_heating`` -- for a source whose
     # heating is its power times a map that changes only now and then (an RF probe
     # between potential solves): ``advance`` does what ``deposit`` does except adding
-    # the heating into ``Q``, and returns the power [W]; ``unit_heating`` (an array of
-    # the interior shape, valid until the next ``advance``) is the heating per watt
-    # [1/m^3]. When such a source is the only one that changes during a phase, the
-    # simulation hands map and power to the step kernel, which forms the heating on the
-    # fly instead of rebuilding a grid-sized ``Q`` every step.
+    # the heating into ``Q``, and returns the power [W] (>= 0); ``unit_heating`` (a
+    # finite array of the interior shape, read again after every ``advance``) is the
+    # heating per watt [1/m^3]. When such a source is the only one that changes during a
+    # phase, the simulation hands map and power to the step kernel, which forms the
+    # heating on the fly instead of rebuilding a grid-sized ``Q`` every step.
     # Optional: ``timing(self) -> dict`` -- where the source's own time went, e.g.
     # ``{"what": "potential solves", "count": 81, "seconds": 12.3}``; the report's
     # timing line names it.

@@ -41,7 +41,9 @@ vertebra-rf case at 1 mm, gave ablation zones 20 % too small or twice too large
 depending on the re-solve interval, where the frozen shape stayed within 10 % of solving
 every step.) With boiling in the enthalpy (:mod:`ablasim.solvers.pennes`) the frozen
 shape re-solved at 1 %/2 s (the defaults) kept the vertebra-rf zone within 1 % and the
-epidural peak within 0.02 K of solving every step; 5 %/5 s within 3 % and 0.5 K. The
+epidural peak within 0.02 K of solving every step; 5 %/5 s within 3 % and 0.5 K
+(measured with each solve converged to 1/50 of the re-solve tolerance; now 1/5, which
+moved the 0.5 mm example by -0.4 % and -0.05 K, see ``BoundRF._solve_now``). The
 multigrid solver keeps no set-up between solves (:mod:`ablasim.solvers.multigrid`).
 """
 
