@@ -11,6 +11,9 @@ removed when the run completes.
 
 from __future__ import annotations
 
+import contextlib
+import importlib
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -93,6 +96,9 @@ def run_scenario(
     t_built = time.perf_counter()
     out = Path(out_dir)
     ckpt = out / CHECKPOINT_NAME
+    if sc.output.get("pictures", True):
+        # import matplotlib while the kernels run (they release the GIL): ~0.8 s saved
+        threading.Thread(target=_preload, args=("ablasim.viz",), daemon=True).start()
     result = simulate(
         built.model,
         built.phases,
@@ -132,6 +138,12 @@ def run_scenario(
     files.insert(0, out / "report.json")
     ckpt.unlink(missing_ok=True)
     return RunOutput(report, result, analysis, files)
+
+
+def _preload(module: str) -> None:
+    """Import ``module`` ahead of need; a failure is left for the real import to report."""
+    with contextlib.suppress(Exception):
+        importlib.import_module(module)
 
 
 def _write_outputs(out, sc, built, result, analysis, report) -> list[Path]:
