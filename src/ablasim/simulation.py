@@ -369,6 +369,9 @@ class _ThreadChooser:
     that number is used throughout. The trials run the step with damage on copies of the
     accumulators (so nothing is counted twice): the kernel the run spends its time in,
     and the only step kernel a run compiles (the plain step alone took 12 s to compile).
+    The trials repeat one step, so they read fewer extremes than a real step (the row
+    bounds make the repeats skip them); that is the same for every thread count, and
+    the choice only compares thread counts.
     """
 
     def __init__(self, threads: int | None, interval: float = 20.0, trials: int = 3):
