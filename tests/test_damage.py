@@ -136,6 +136,18 @@ def _tables(lib, tissues):
     return A, Ea, ln_a, Ea / GAS_CONSTANT
 
 
+def _accumulators(rng, shape):
+    """Random starting t_max, t_min, CEM43, Omega and perfusion W, a reachable state:
+    flow stopped where Omega passed 4.6."""
+    t_max = rng.uniform(35.0, 80.0, shape)
+    t_min = rng.uniform(20.0, 60.0, shape)
+    cem = rng.uniform(0.0, 10.0, shape)
+    om = rng.uniform(0.0, 5.0, shape)
+    W = rng.uniform(1e3, 3e4, shape)
+    W[om >= 4.6] = 0.0
+    return t_max, t_min, cem, om, W
+
+
 def test_accumulate_damage_matches_the_pure_functions(rng):
     """One step of the numba kernel on a random heterogeneous field against the pure
     rate functions: extremes, both doses (with the floor), perfusion shut-down."""
@@ -148,12 +160,7 @@ def test_accumulate_damage_matches_the_pure_functions(rng):
     inner = rng.uniform(30.0, 75.0, shape)
     inner[0, 0, :3] = (DAMAGE_FLOOR_C, 38.9, 39.1)
     T[1:-1, 1:-1, 1:-1] = inner
-    t_max0 = rng.uniform(35.0, 80.0, shape)
-    t_min0 = rng.uniform(20.0, 60.0, shape)
-    cem0 = rng.uniform(0.0, 10.0, shape)
-    om0 = rng.uniform(0.0, 5.0, shape)
-    W0 = rng.uniform(1e3, 3e4, shape)
-    W0[om0 >= 4.6] = 0.0  # a reachable state: flow stopped where Omega passed 4.6
+    t_max0, t_min0, cem0, om0, W0 = _accumulators(rng, shape)
     t_max, t_min, cem, om, W = (a.copy() for a in (t_max0, t_min0, cem0, om0, W0))
     dt = 0.37
     accumulate_damage(T, dt, labels, ln_a, ea_r, t_max, t_min, cem, om, W, 4.6, 60.0, 39.0)
@@ -238,12 +245,7 @@ def test_accumulate_damage_matches_numpy_reference_with_many_hot_voxels(rng):
     inner[0, 0, :3] = (DAMAGE_FLOOR_C, 38.9, 39.1)
     T = np.full(tuple(n + 2 for n in shape), np.nan)  # ghosts must not be read
     T[1:-1, 1:-1, 1:-1] = inner
-    t_max0 = rng.uniform(35.0, 80.0, shape)
-    t_min0 = rng.uniform(20.0, 60.0, shape)
-    cem0 = rng.uniform(0.0, 10.0, shape)
-    om0 = rng.uniform(0.0, 5.0, shape)
-    W0 = rng.uniform(1e3, 3e4, shape)
-    W0[om0 >= 4.6] = 0.0
+    t_max0, t_min0, cem0, om0, W0 = _accumulators(rng, shape)
     t_max, t_min, cem, om, W = (a.copy() for a in (t_max0, t_min0, cem0, om0, W0))
     dt, steps = 0.37, 3
     for _ in range(steps):

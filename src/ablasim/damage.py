@@ -224,6 +224,29 @@ def dose_voxel(t, at, dt, dmin, labels, ln_a, ea_over_r, cem43, omega, W, shut_o
 
 
 @jit_inline
+def _track_extreme(T, i, j, ext, bound, s):
+    """Update the running extreme ``ext`` of z-row (i, j) with the new temperatures:
+    the maximum for ``s = 1``, the minimum for ``s = -1`` (everything is compared times
+    ``s``, an exact sign flip). Sets ``bound[i, j]`` to the row's least extreme (its
+    lowest t_max, its highest t_min) and writes the row back only if it changed."""
+    nz = ext.shape[2]
+    new = 0
+    r = np.inf
+    for m in range(nz):
+        t = s * T[i + 1, j + 1, m + 1]
+        a = s * ext[i, j, m]
+        new += t > a
+        a = t if t > a else a
+        r = a if a < r else r
+    bound[i, j] = s * r
+    if new:
+        for m in range(nz):
+            t = s * T[i + 1, j + 1, m + 1]
+            a = s * ext[i, j, m]
+            ext[i, j, m] = s * (t if t > a else a)
+
+
+@jit_inline
 def damage_row(T, i, j, dt, labels, ln_a, ea_over_r, t_max, t_min, cem43, omega, W,
                shut_omega, shut_t, floor, lo_max, hi_min):  # fmt: skip
     """One step's damage along the z-row (i, j) (interior indices; ``T`` padded): the
@@ -251,35 +274,9 @@ def damage_row(T, i, j, dt, labels, ln_a, ea_over_r, t_max, t_min, cem43, omega,
         lo = t if t < lo else lo
         hot += (t > floor) + (t >= shut_t)
     if hi > lo_max[i, j]:
-        new = 0
-        r = np.inf
-        for m in range(nz):
-            t = T[i + 1, j + 1, m + 1]
-            a = t_max[i, j, m]
-            new += t > a
-            a = t if t > a else a
-            r = a if a < r else r
-        lo_max[i, j] = r
-        if new:
-            for m in range(nz):
-                t = T[i + 1, j + 1, m + 1]
-                a = t_max[i, j, m]
-                t_max[i, j, m] = t if t > a else a
+        _track_extreme(T, i, j, t_max, lo_max, 1.0)
     if lo < hi_min[i, j]:
-        new = 0
-        r = -np.inf
-        for m in range(nz):
-            t = T[i + 1, j + 1, m + 1]
-            b = t_min[i, j, m]
-            new += t < b
-            b = t if t < b else b
-            r = b if b > r else r
-        hi_min[i, j] = r
-        if new:
-            for m in range(nz):
-                t = T[i + 1, j + 1, m + 1]
-                b = t_min[i, j, m]
-                t_min[i, j, m] = t if t < b else b
+        _track_extreme(T, i, j, t_min, hi_min, -1.0)
     if hot:
         dmin = dt / 60.0
         for m in range(nz):

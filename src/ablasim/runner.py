@@ -96,7 +96,7 @@ def run_scenario(
     t_built = time.perf_counter()
     out = Path(out_dir)
     ckpt = out / CHECKPOINT_NAME
-    if sc.output.get("pictures", True):
+    if _wants_pictures(sc):
         # import matplotlib while the kernels run (they release the GIL): ~0.8 s saved
         threading.Thread(target=_preload, args=("ablasim.viz",), daemon=True).start()
     result = simulate(
@@ -174,7 +174,7 @@ def _write_outputs(out, sc, built, result, analysis, report) -> list[Path]:
         )
     )
 
-    pictures = sc.output.get("pictures", True)
+    fields = None
     if sc.output.get("vti", True):
         fields = {
             "temperature_C": result.temperature,
@@ -186,15 +186,17 @@ def _write_outputs(out, sc, built, result, analysis, report) -> list[Path]:
             "labels": model.labels,
             "ablation_zone": analysis.zone_mask.astype(np.uint8),
         }
-        # compressing the fields (zlib releases the GIL) overlaps drawing the pictures
-        with ThreadPoolExecutor(max_workers=1) as pool:
-            vti = pool.submit(write_vti, out / "fields.vti", model.grid, fields)
-            pics = _pictures(out, sc, built, result, analysis) if pictures else []
+    # compressing the fields (zlib releases the GIL) overlaps drawing the pictures
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        vti = pool.submit(write_vti, out / "fields.vti", model.grid, fields) if fields else None
+        pics = _pictures(out, sc, built, result, analysis) if _wants_pictures(sc) else []
+        if vti is not None:
             files.append(vti.result())
-        return files + pics
-    if pictures:
-        files += _pictures(out, sc, built, result, analysis)
-    return files
+    return files + pics
+
+
+def _wants_pictures(sc) -> bool:
+    return sc.output.get("pictures", True)
 
 
 def _pictures(out, sc, built, result, analysis) -> list[Path]:

@@ -284,6 +284,8 @@ class PotentialSystem:
         if kind.max(initial=0) > self.voltages.size:
             raise ValueError(f"electrode {kind.max()} has no voltage (got {self.voltages.size})")
         self.kind = kind
+        # flat indices of each electrode's voxels, to put their potentials into V
+        self._electrode_at = [np.flatnonzero(kind == k + 1) for k in range(self.voltages.size)]
         free = kind == 0
         self.free = free
         self.n_free = int(free.sum())
@@ -419,8 +421,8 @@ class PotentialSystem:
         else:
             V = self._solve_mg(sigma, tol, maxiter)
         self.solves += 1
-        for k, v in enumerate(self.voltages):
-            V[self.kind == k + 1] = v
+        for at, v in zip(self._electrode_at, self.voltages, strict=True):
+            V.reshape(-1)[at] = v
         return V
 
     def _fail(self, it: int):
