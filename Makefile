@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 OUT    ?= demo-output
 
-.PHONY: demo test test-all lint bench setup clean
+.PHONY: demo test test-all lint bench setup compile clean
 
 $(BIN)/ablasim: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,18 +14,22 @@ $(BIN)/ablasim: pyproject.toml
 
 setup: $(BIN)/ablasim
 
+## Compile the numba kernels ahead (once per machine; seconds when already done)
+compile: setup
+	$(BIN)/ablasim compile
+
 ## Set up, then run the built-in vertebra demo: simulation, report, pictures in $(OUT)/
-demo: setup
+demo: compile
 	$(BIN)/ablasim run --example vertebra-demo --out $(OUT)
 
 ## Set up, then run the lint and the fast test suite
-test: setup
+test: compile
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/python -m pytest
 
 ## The full suite, slow tests included
-test-all: setup
+test-all: compile
 	$(BIN)/python -m pytest -m "slow or not slow"
 
 bench: setup

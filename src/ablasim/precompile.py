@@ -1,0 +1,127 @@
+"""Compile every numba kernel once, ahead of the first run (``ablasim compile``).
+
+numba compiles a kernel the first time it is called and keeps the machine code on disk
+(``cache=True``, see :mod:`ablasim.solvers._jit`); later processes load it in about a
+second. From an empty cache a first run pays the compilation: on the 2-core development
+host about 13 s for the fused Pennes-and-damage step and 20 s for the RF potential
+solver (multigrid, conductivity updates), so the ``vertebra-rf`` example takes about
+55 s the first time and 22-28 s afterwards.
+
+Compilation is single-threaded and numba holds one compiler lock per process, so this
+module compiles the two groups of kernels in two processes at once:
+
+* ``step``: the time step with damage, the ghost layers, the held-voxel damage
+  (:func:`ablasim.simulation._warm_up`, the call every simulation makes first);
+* ``sources``: the RF potential solver and the microwave SAR kernel, by binding a
+  monopolar and a bipolar cooled RF probe and a temperature-dependent microwave antenna
+  to a small model and asking each for its heating twice (the second time at another
+  temperature, for the re-solve tests), with the same argument types a simulation
+  passes (interior views of the padded temperature).
+
+``make demo`` and ``make test`` run it after installing, so a fresh clone's first run
+is as fast as any later one. Calling it again costs a few seconds (cache loads).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+GROUPS = ("step", "sources")
+
+
+def compile_step() -> None:
+    """The kernels every simulation runs (through the simulation's own warm-up)."""
+    from .simulation import _warm_up
+
+    _warm_up()
+
+
+def compile_sources() -> None:
+    """The RF and microwave kernels, called as a simulation calls them."""
+    from .grid import Grid
+    from .model import Model
+    from .sources import MicrowaveSource, RFSource
+
+    # 24^3 voxels: big enough for a multigrid hierarchy of several levels (each level's
+    # kernels in single and double precision), small enough to take no time.
+    grid = Grid((24, 24, 24), 1e-3, origin=(-11.5e-3,) * 3)
+    model = Model.uniform(grid, "muscle")
+    T = np.full(tuple(n + 2 for n in grid.shape), 37.0)
+    inner = T[1:-1, 1:-1, 1:-1]
+    probe = {"tip": (0.0, 0.0, 4e-3), "direction": (0, 0, 1), "diameter": 1.5e-3}
+    sources = [
+        RFSource(**probe, active_length=6e-3, control="power", power_W=5.0),
+        RFSource(
+            **probe,
+            active_length=3e-3,
+            mode="bipolar",
+            gap=2e-3,
+            cooled=True,
+            control="temperature",
+            target_C=70.0,
+            max_power_W=10.0,
+            resolve_on="max",
+        ),
+        MicrowaveSource(
+            (0.0, 0.0, 4e-3), (0, 0, 1), 10.0, active_length=8e-3, temperature_dependent=True
+        ),
+    ]
+    Q = np.zeros(grid.shape)
+    for src in sources:
+        bound = src.bind(model)
+        for t, temperature in ((0.0, 37.0), (10.0, 60.0)):
+            inner[...] = temperature
+            bound.deposit(Q, inner, t)
+
+
+def _compile(group: str) -> None:
+    {"step": compile_step, "sources": compile_sources}[group]()
+
+
+def compile_all(*, parallel: bool = True) -> dict[str, float]:
+    """Compile (or load) every group; returns the wall time [s] per group and in total.
+
+    ``parallel``: one process per group at once (numba compiles one function at a time
+    per process); otherwise in this process, one after the other.
+    """
+    times: dict[str, float] = {}
+    t0 = time.perf_counter()
+    if not parallel:
+        for g in GROUPS:
+            t = time.perf_counter()
+            _compile(g)
+            times[g] = time.perf_counter() - t
+    else:
+        procs = {
+            g: subprocess.Popen(
+                [sys.executable, "-m", "ablasim.precompile", g],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for g in GROUPS
+        }
+        for g, p in procs.items():
+            out, err = p.communicate()
+            if p.returncode != 0:
+                raise RuntimeError(f"compiling the {g!r} kernels failed:\n{err.strip()}")
+            times[g] = float(out.strip().splitlines()[-1])
+    times["total"] = time.perf_counter() - t0
+    return times
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m ablasim.precompile GROUP``: compile one group, print its seconds."""
+    (group,) = sys.argv[1:] if argv is None else argv
+    t = time.perf_counter()
+    _compile(group)
+    print(f"{time.perf_counter() - t:.3f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

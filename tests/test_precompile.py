@@ -1,0 +1,81 @@
+"""``ablasim compile``: it must compile what runs use (same signatures), run its groups in
+parallel processes, and fail clearly."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+import ablasim.precompile as pc
+from ablasim.cli import main
+
+# In a fresh process: the two groups, then the numba signatures of every ablasim kernel;
+# then short simulations with every source kind the groups cover (RF monopolar and
+# bipolar cooled, microwave with temperature-dependent SAR, a volumetric source), and the
+# signatures again. Any signature a run adds would be compiled inside a user's first run.
+_SCRIPT = textwrap.dedent(
+    """
+    import sys
+    import numba, numpy as np
+    import ablasim as ab
+    from ablasim import precompile
+
+    def signatures():
+        out = {}
+        for name, mod in list(sys.modules.items()):
+            if not name.startswith("ablasim"):
+                continue
+            for attr, obj in vars(mod).items():
+                if isinstance(obj, numba.core.registry.CPUDispatcher):
+                    out[f"{obj.py_func.__module__}.{attr}"] = set(map(str, obj.signatures))
+        return out
+
+    precompile.compile_step()
+    precompile.compile_sources()
+    before = signatures()
+    grid = ab.Grid((20, 20, 28), 1e-3, origin=(-9.5e-3, -9.5e-3, -13.5e-3))
+    model = ab.Model.uniform(grid, "muscle")
+    probe = dict(tip=(0.0, 0.0, 3e-3), direction=(0, 0, 1), diameter=1.5e-3)
+    phases = [
+        ab.Phase("mono", 4.0, [ab.RFSource(**probe, active_length=5e-3, power_W=3.0)]),
+        ab.Phase("bi", 4.0, [ab.RFSource(
+            **probe, active_length=3e-3, mode="bipolar", gap=2e-3, cooled=True,
+            control="temperature", target_C=60.0, max_power_W=8.0)]),
+        ab.Phase("mw", 4.0, [ab.MicrowaveSource(
+            (0.0, 0.0, 4e-3), (0, 0, 1), 8.0, active_length=6e-3,
+            temperature_dependent=True)]),
+        ab.Phase("vol", 4.0, [ab.VolumetricSource.sphere((0, 0, 0), 2e-3, power=1.0)]),
+        ab.Phase("cool", 2.0, []),
+    ]
+    ab.simulate(model, phases, progress=False)
+    after = signatures()
+    new = {k: sorted(v - before.get(k, set())) for k, v in after.items()}
+    new = {k: v for k, v in new.items() if v}
+    print(repr(new))
+    """
+)
+
+
+def test_the_groups_compile_every_signature_a_run_uses():
+    r = subprocess.run([sys.executable, "-c", _SCRIPT], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip().splitlines()[-1] == "{}", r.stdout
+
+
+def test_compile_command_runs_both_groups_in_parallel(capsys):
+    times = pc.compile_all()
+    assert set(times) == {*pc.GROUPS, "total"}
+    # the groups ran at once: the total is less than their sum plus the start-up of
+    # one process (both are cache loads here, a second or two each)
+    assert times["total"] < sum(times[g] for g in pc.GROUPS) + 5.0
+    assert main(["compile", "--serial"]) == 0
+    assert "kernels compiled or loaded" in capsys.readouterr().out
+
+
+def test_a_failing_group_names_itself(monkeypatch):
+    monkeypatch.setattr(pc, "GROUPS", ("step", "no-such-group"))
+    with pytest.raises(RuntimeError, match="'no-such-group' kernels failed"):
+        pc.compile_all()
