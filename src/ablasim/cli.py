@@ -255,6 +255,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _cmd_compile(args) -> int:
     from .precompile import compile_all
 
+    print("ablasim: compiling the kernels (about 25 s on 2 cores the first time) ...", flush=True)
     times = compile_all(parallel=not args.serial)
     groups = ", ".join(f"{g} {t:.1f} s" for g, t in times.items() if g != "total")
     print(f"ablasim: kernels compiled or loaded in {times['total']:.1f} s ({groups})")
