@@ -201,3 +201,39 @@ def test_one_pass_sweep_equals_two_colour_passes(rng, dtype, shape):
             x = x0.copy()
             mgm._gs_sweep(x, b, inv_d, gx, gy, gz, first, chunks)
             np.testing.assert_array_equal(x, ref, err_msg=f"first={first} chunks={chunks}")
+
+
+@pytest.mark.parametrize("solver", ["multigrid", "amg"])
+def test_a_warm_restart_after_a_smooth_conductivity_change_is_solved(solver):
+    """A re-solve starts from the previous potential. After a smooth σ change (tissue
+    warming by a few kelvin) the new residual is small next to |b| although the
+    solution moved: ∇·(δσ ∇V) is small where δσ varies slowly, and the operator's
+    condition number (~n²) turns a small residual into a large error. A test
+    relative to |b| then stopped after 0 iterations and left the potential, heating and
+    impedance of the old σ in place (here: the conductance 0.56 % off, half its 1.08 %
+    change; found in the Cosman 2014 study, tests/test_rf_cosman.py: 1.7 % impedance
+    error on a 16 G probe, lesion widths 0.2-0.4 mm off). The warm solve must reduce its
+    own starting residual by ``tol``: then the conductance error is about ``tol`` times
+    the change (1e-2 x 1.08 %, ~1e-4; allowed 1e-3, ten times that, as the error of
+    one PCG step is only bounded in the energy norm). Measured: multigrid 2 iterations,
+    error 6.2e-5; pyamg 3 iterations, 2.5e-5."""
+    if solver == "amg":
+        pytest.importorskip("pyamg")
+    n, h = 40, 0.5e-3
+    idx = np.indices((n, n, n)).astype(float)
+    r = np.sqrt(((idx - (n - 1) / 2) ** 2).sum(0)) * h
+    kind = (r < 1.5e-3).astype(np.int32)
+    sigma = np.full((n, n, n), 0.3)
+    warm = sigma * (1.0 + 0.02 * np.exp(-((r / 4e-3) ** 2)))  # +2 % at the probe
+    sysm = pot.PotentialSystem(kind, [1.0], h, level=r - 1.5e-3, solver=solver)
+    sysm.solve_heating(sigma, tol=1e-2)
+    _, _, cur = sysm.solve_heating(warm, tol=1e-2)
+    exact = pot.PotentialSystem(kind, [1.0], h, level=r - 1.5e-3, solver=solver)
+    _, _, ref = exact.solve_heating(warm, tol=1e-11)
+    old = pot.PotentialSystem(kind, [1.0], h, level=r - 1.5e-3, solver=solver)
+    _, _, before = old.solve_heating(sigma, tol=1e-11)
+    change = abs(ref[0] / before[0] - 1.0)
+    assert change > 5e-3  # the σ change moves the conductance (so the test can fail)
+    assert sysm.last_iterations >= 1
+    err = abs(cur[0] / ref[0] - 1.0)
+    assert err <= 1e-3, (cur[0], ref[0], change)

@@ -52,7 +52,7 @@ import scipy.sparse as sp
 from ..errors import SimulationError
 from ._jit import jit, jit_inline, prange
 from .boundary import FACE_NAMES
-from .multigrid import _axpy, _dot, _xpby
+from .multigrid import _axpy, _dot, _xpby, stopping_residual
 
 __all__ = [
     "ROLLOFF_END_C",
@@ -407,7 +407,9 @@ class PotentialSystem:
     def solve(self, sigma: np.ndarray, *, tol: float = 1e-8, maxiter: int = 500) -> np.ndarray:
         """The potential [V] on the grid (electrodes at their potential, insulators 0).
 
-        Warm-starts from the previous solution. ``tol``: relative residual |r| / |b|.
+        Warm-starts from the previous solution. ``tol``: the residual is reduced to
+        ``tol`` times its starting value (|b| from zero; :func:`~ablasim.solvers.
+        multigrid.stopping_residual`).
         With ``solver="multigrid"`` (default) the geometric multigrid hierarchy is
         rebuilt from σ at every solve (cheap); with ``solver="amg"`` the pyamg
         hierarchy of an earlier solve is reused and rebuilt (at the next solve) when a
@@ -622,12 +624,15 @@ def _vcycle(ml, b, level=0):
 
 def _pcg(A, b, x, ml, tol, maxiter):
     """Conjugate gradients with one V-cycle as preconditioner; stops when the residual
-    norm is below ``tol * |b|``. Returns (x, iterations, converged)."""
+    norm is ``tol`` times the starting one (:func:`~ablasim.solvers.multigrid.
+    stopping_residual`). Returns (x, iterations, converged)."""
     bnorm = np.sqrt(_dot(b, b))
     if bnorm == 0:
         return np.zeros_like(b), 0, True
     r = b - A @ x
-    if np.sqrt(_dot(r, r)) <= tol * bnorm:
+    r0 = np.sqrt(_dot(r, r))
+    stop = stopping_residual(r0, bnorm, tol)
+    if r0 <= stop:
         return x, 0, True
     z = _vcycle(ml, r)
     p = z.copy()
@@ -637,7 +642,7 @@ def _pcg(A, b, x, ml, tol, maxiter):
         alpha = rz / _dot(p, Ap)
         _axpy(x, alpha, p)
         _axpy(r, -alpha, Ap)
-        if np.sqrt(_dot(r, r)) <= tol * bnorm:
+        if np.sqrt(_dot(r, r)) <= stop:
             return x, it, True
         z = _vcycle(ml, r)
         rz_new = _dot(r, z)

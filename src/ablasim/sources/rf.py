@@ -566,14 +566,16 @@ class BoundRF:
         Tb = T[self.box]
         conductivity_factor(Tb, self.coeff, self.sigma, vap_fraction=SIGMA_VAP_FRACTION)
         self.sigma *= self.sigma0
-        # Relative residual: on the vertebra-rf case, solved from zero, a residual of r
-        # moved about 2.4 r of the heating (L1) and changed the conductance by < 0.02 r
-        # (1e-3: 2.4e-3 and 1.9e-5; 1e-4: 1.7e-4 and 2e-7; against 1e-11). Solving to
-        # 1/5 of the re-solve tolerance (at most 1e-2) keeps the heating error about half
-        # the drift allowed between solves, and the conductance error far below it. On
-        # vertebra-rf at 0.5 mm (5 % re-solve tolerance) 1e-2 instead of 1e-3 changed the
-        # ablation zone by -0.4 % and the epidural peak by -0.05 K, and cut the V-cycles
-        # per warm-started solve from 3.6 to 2.2.
+        # tol: each solve reduces its own starting residual by this factor (from zero,
+        # |b|; multigrid.stopping_residual). On the vertebra-rf case, solved from zero,
+        # a residual of r moved about 2.4 r of the heating (L1) and changed the
+        # conductance by < 0.02 r (1e-3: 2.4e-3 and 1.9e-5; 1e-4: 1.7e-4 and 2e-7;
+        # against 1e-11). 1/5 of the re-solve tolerance (at most 1e-2) keeps the heating
+        # error about half the drift allowed between solves, and the conductance error
+        # far below it. (Until the stopping test was made relative to the starting
+        # residual, warm solves after smooth σ changes could stop after 0 iterations: on
+        # vertebra-rf fixing that moved the zone by +0.4 % and the epidural peak by
+        # +0.03 K, 82 solves in 6.1 s instead of 5.)
         tol = min(1e-2, self.src.resolve_tolerance / 5.0)
         _, q, cur = self.system.solve_heating(self.sigma, tol=tol)
         self.G = float(cur[0])
