@@ -441,7 +441,7 @@ def test_haemmerich_schutt_2011_plausibility():
     that the two layers reach similar temperatures (measured difference 1.2 K, SD of the
     difference ~2.9 K; allowed 6 K).
 
-    Status: fails. After 12 min: liver 79.9 °C, gel 81.1 °C at 8 mm (76.3 / 77.3 °C at
+    Status: fails. After 12 min: liver 79.6 °C, gel 81.1 °C at 8 mm (76.3 / 77.3 °C at
     8.75 mm, the surface reading); at 4 mm liver 100 °C, gel 97 °C. The two layers agree
     with each other as in the paper (gel 1.2 K hotter here, 1.2 K cooler there), but both
     are ~21 K above the measurement. The former all-liver setup gave 76 °C at 8.5 mm from
