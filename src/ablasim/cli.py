@@ -235,8 +235,9 @@ def build_parser() -> argparse.ArgumentParser:
     c = sub.add_parser(
         "compile",
         help="compile the numba kernels now (once per machine), so the first run is fast",
-        description="Compile every kernel and keep the machine code in numba's on-disk "
-        "cache (next to the sources, or in $NUMBA_CACHE_DIR). A run compiles what it "
+        description="Compile every kernel a simulation runs and keep the machine code in "
+        "numba's on-disk cache (next to the sources, or in $NUMBA_CACHE_DIR). A run "
+        "compiles what it "
         "needs anyway, but this does it ahead, in two processes at once: about 25 s on 2 "
         "cores, against about 30 s of compilation inside a first RF run. `make demo` and "
         "`make test` call it. With a warm cache it returns in a few seconds.",
@@ -256,7 +257,11 @@ def _cmd_compile(args) -> int:
     from .precompile import compile_all
 
     print("ablasim: compiling the kernels (about 25 s on 2 cores the first time) ...", flush=True)
-    times = compile_all(parallel=not args.serial)
+    try:
+        times = compile_all(parallel=not args.serial)
+    except KeyboardInterrupt:
+        print("\nablasim: interrupted; what was compiled is kept", file=sys.stderr)
+        return EXIT_INTERRUPTED
     groups = ", ".join(f"{g} {t:.1f} s" for g, t in times.items() if g != "total")
     print(f"ablasim: kernels compiled or loaded in {times['total']:.1f} s ({groups})")
     return EXIT_OK

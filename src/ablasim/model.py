@@ -94,7 +94,9 @@ class Model:
                     f"structure {s.name!r} uses unknown tissue {s.tissue!r}"
                     + suggest(s.tissue, self.tissues.names)
                 )
-        object.__setattr__(self, "labels", labels.astype(np.uint8, copy=False))
+        # C order: the kernels loop z fastest, and numba compiles one signature per
+        # layout (NIfTI volumes arrive in Fortran order)
+        object.__setattr__(self, "labels", np.ascontiguousarray(labels, dtype=np.uint8))
         if self.boundary is None:
             object.__setattr__(self, "boundary", Boundary.body(self.tissues.blood.temperature_C))
 

@@ -109,6 +109,7 @@ class Phantom:
             if labels.size and (labels.min() < 0 or labels.max() > 255):
                 raise ScenarioError("labels must lie in 0..255 to fit uint8")
             labels = labels.astype(np.uint8)
+        labels = np.ascontiguousarray(labels)  # C order, as the kernels loop (Model)
         if labels.size and int(labels.max()) >= len(structures):
             raise ScenarioError(
                 f"label value {int(labels.max())} has no structure "
