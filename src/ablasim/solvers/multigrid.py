@@ -51,6 +51,7 @@ __all__ = [
     "RESIDUAL_FLOOR",
     "Level",
     "MultigridSolver",
+    "conjugate_gradients",
     "link_dissipation",
     "pcg",
     "stopping_residual",
@@ -351,12 +352,6 @@ def _dot(a, b):  # pragma: no cover - compiled
 
 
 @jit
-def _axpy(y, alpha, x):  # pragma: no cover - compiled
-    for i in prange(y.size):
-        y[i] += alpha * x[i]
-
-
-@jit
 def _xpby(x, beta, y):  # pragma: no cover - compiled
     """y = x + beta * y"""
     for i in prange(y.size):
@@ -544,8 +539,7 @@ class MultigridSolver:
         kind, M, idx = self._coarse
         xf = lv.x.reshape(-1)
         xf[:] = 0.0
-        rhs = lv.b.reshape(-1)[idx]
-        rhs = rhs.astype(np.float64)
+        rhs = lv.b.reshape(-1)[idx].astype(np.float64)
         xf[idx] = _cholesky_solve(M, rhs) if kind == "chol" else M @ rhs
 
     def _cycle(self, m: int) -> None:
@@ -611,14 +605,29 @@ def stopping_residual(r0: float, bnorm: float, tol: float) -> float:
 
 
 def pcg(mg: MultigridSolver, b: np.ndarray, x: np.ndarray, *, tol: float, maxiter: int):
-    """Conjugate gradients on ``mg``'s finest operator, preconditioned by its V-cycle.
-
-    Stops when the residual is ``tol`` times the starting one (:func:`stopping_residual`).
-    The vector operations are numba loops (not BLAS, whose threads fight numba's)."""
+    """Conjugate gradients on ``mg``'s finest operator, preconditioned by its V-cycle
+    (:func:`conjugate_gradients`; padded arrays, ``x`` the initial guess)."""
     fine = mg.fine
-    r = fine.r
-    _residual(x, b, fine.D, fine.gx, fine.gy, fine.gz, r)
-    rf, bf = r.reshape(-1), b.reshape(-1)
+    _residual(x, b, fine.D, fine.gx, fine.gy, fine.gz, fine.r)
+    # the V-cycle overwrites fine.r and fine.b: keep the PCG residual apart
+    return conjugate_gradients(
+        fine.apply, mg.precondition, b, x, fine.r.copy(), (mg._z, mg._p, mg._q),
+        tol=tol, maxiter=maxiter,
+    )  # fmt: skip
+
+
+def conjugate_gradients(apply, precondition, b, x, r, work, *, tol: float, maxiter: int):
+    """Preconditioned conjugate gradients for ``A x = b``, improving ``x`` in place.
+
+    ``apply(p, out)`` writes ``A p`` and ``precondition(r, out)`` ``M⁻¹ r`` into ``out``;
+    ``r`` holds ``b - A x`` on entry (it is updated); ``work`` is three arrays of ``x``'s
+    shape. Stops when the residual is ``tol`` times the starting one
+    (:func:`stopping_residual`). Returns (iterations, converged); not converged also
+    when ``p·Ap <= 0`` (the operator is not SPD, or NaN). The vector operations are
+    numba loops (not BLAS, whose threads fight numba's) whose sums do not depend on the
+    thread count. Both potential solvers use it (the multigrid V-cycle and pyamg's).
+    """
+    rf, bf, xf = r.reshape(-1), b.reshape(-1), x.reshape(-1)
     bnorm = math.sqrt(_dot(bf, bf))
     if bnorm == 0.0:
         x[...] = 0.0
@@ -627,24 +636,21 @@ def pcg(mg: MultigridSolver, b: np.ndarray, x: np.ndarray, *, tol: float, maxite
     stop = stopping_residual(r0, bnorm, tol)
     if r0 <= stop:
         return 0, True
-    # the V-cycle overwrites fine.r and fine.b: keep the PCG residual apart
-    res = r.copy()
-    resf = res.reshape(-1)
-    z, p, q = mg._z, mg._p, mg._q
-    zf, pf, qf, xf = z.reshape(-1), p.reshape(-1), q.reshape(-1), x.reshape(-1)
-    mg.precondition(res, z)
+    z, p, q = work
+    zf, pf, qf = z.reshape(-1), p.reshape(-1), q.reshape(-1)
+    precondition(r, z)
     p[...] = z
-    rz = _dot(resf, zf)
+    rz = _dot(rf, zf)
     for it in range(1, maxiter + 1):
-        fine.apply(p, q)
+        apply(p, q)
         pq = _dot(pf, qf)
         if not pq > 0.0:  # breakdown: not SPD, or NaN
             return it, False
         alpha = rz / pq
-        if math.sqrt(_cg_update(xf, resf, pf, qf, alpha)) <= stop:
+        if math.sqrt(_cg_update(xf, rf, pf, qf, alpha)) <= stop:
             return it, True
-        mg.precondition(res, z)
-        rz_new = _dot(resf, zf)
+        precondition(r, z)
+        rz_new = _dot(rf, zf)
         _xpby(zf, rz_new / rz, pf)
         rz = rz_new
     return maxiter, False

@@ -52,7 +52,7 @@ import scipy.sparse as sp
 from ..errors import SimulationError
 from ._jit import jit, jit_inline, prange
 from .boundary import FACE_NAMES
-from .multigrid import _axpy, _dot, _xpby, stopping_residual
+from .multigrid import conjugate_gradients
 
 __all__ = [
     "ROLLOFF_END_C",
@@ -606,8 +606,8 @@ class PotentialSystem:
 # -- conjugate gradients with pyamg's V-cycle (the solver="amg" path) ------------------------
 # Written here rather than taken from pyamg/scipy: their dot products and norms go through
 # a multithreaded BLAS, which stalls (100x slower) next to numba's worker threads. The
-# vector kernels are the numba ones of the multigrid module (parallel, with sums over
-# fixed blocks so the result does not depend on the number of threads).
+# loop is the multigrid solver's (multigrid.conjugate_gradients), with numba vector
+# kernels whose sums do not depend on the number of threads.
 def _vcycle(ml, b, level=0):
     """One AMG V-cycle on ``A x = b`` from x = 0 (the preconditioner)."""
     lv = ml.levels[level]
@@ -623,32 +623,20 @@ def _vcycle(ml, b, level=0):
 
 
 def _pcg(A, b, x, ml, tol, maxiter):
-    """Conjugate gradients with one V-cycle as preconditioner; stops when the residual
-    norm is ``tol`` times the starting one (:func:`~ablasim.solvers.multigrid.
-    stopping_residual`). Returns (x, iterations, converged)."""
-    bnorm = np.sqrt(_dot(b, b))
-    if bnorm == 0:
-        return np.zeros_like(b), 0, True
-    r = b - A @ x
-    r0 = np.sqrt(_dot(r, r))
-    stop = stopping_residual(r0, bnorm, tol)
-    if r0 <= stop:
-        return x, 0, True
-    z = _vcycle(ml, r)
-    p = z.copy()
-    rz = _dot(r, z)
-    for it in range(1, maxiter + 1):
-        Ap = A @ p
-        alpha = rz / _dot(p, Ap)
-        _axpy(x, alpha, p)
-        _axpy(r, -alpha, Ap)
-        if np.sqrt(_dot(r, r)) <= stop:
-            return x, it, True
-        z = _vcycle(ml, r)
-        rz_new = _dot(r, z)
-        _xpby(z, rz_new / rz, p)
-        rz = rz_new
-    return x, maxiter, bool(np.all(np.isfinite(x))) and False
+    """Conjugate gradients with one AMG V-cycle as preconditioner
+    (:func:`~ablasim.solvers.multigrid.conjugate_gradients`). Returns (x, iterations,
+    converged)."""
+
+    def apply(p, out):
+        out[...] = A @ p
+
+    def precondition(r, out):
+        out[...] = _vcycle(ml, r)
+
+    work = (np.empty_like(b), np.empty_like(b), np.empty_like(b))
+    it, ok = conjugate_gradients(apply, precondition, b, x, b - A @ x, work, tol=tol,
+                                 maxiter=maxiter)  # fmt: skip
+    return x, it, ok
 
 
 def _theta(phi_free, phi_in, theta_min):

@@ -42,9 +42,9 @@ depending on the re-solve interval, where the frozen shape stayed within 10 % of
 every step.) With boiling in the enthalpy (:mod:`ablasim.solvers.pennes`) the frozen
 shape re-solved at 1 %/2 s (the defaults) kept the vertebra-rf zone within 1 % and the
 epidural peak within 0.02 K of solving every step; 5 %/5 s within 3 % and 0.5 K
-(measured with each solve converged to 1/50 of the re-solve tolerance; now 1/5, which
-moved the 0.5 mm example by -0.4 % and -0.05 K, see ``BoundRF._solve_now``). The
-multigrid solver keeps no set-up between solves (:mod:`ablasim.solvers.multigrid`).
+(measured with each solve converged to 1/50 of the re-solve tolerance; how tightly a
+solve converges now is explained in ``BoundRF._solve_now``). The multigrid solver keeps
+no set-up between solves (:mod:`ablasim.solvers.multigrid`).
 """
 
 from __future__ import annotations
@@ -572,10 +572,11 @@ class BoundRF:
         # conductance by < 0.02 r (1e-3: 2.4e-3 and 1.9e-5; 1e-4: 1.7e-4 and 2e-7;
         # against 1e-11). 1/5 of the re-solve tolerance (at most 1e-2) keeps the heating
         # error about half the drift allowed between solves, and the conductance error
-        # far below it. (Until the stopping test was made relative to the starting
-        # residual, warm solves after smooth σ changes could stop after 0 iterations: on
-        # vertebra-rf fixing that moved the zone by +0.4 % and the epidural peak by
-        # +0.03 K, 82 solves in 6.1 s instead of 5.)
+        # far below it. On vertebra-rf at 0.5 mm (5 % re-solve tolerance) 1/5 instead of
+        # the earlier 1/50 moved the zone by -0.4 % and the epidural peak by -0.05 K; then
+        # making the stopping test relative to the starting residual (warm solves after
+        # smooth σ changes had stopped after 0 iterations) moved them by +0.4 % and
+        # +0.03 K, 82 solves in 6.1 s instead of 5.
         tol = min(1e-2, self.src.resolve_tolerance / 5.0)
         _, q, cur = self.system.solve_heating(self.sigma, tol=tol)
         self.G = float(cur[0])
