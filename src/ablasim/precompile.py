@@ -19,9 +19,9 @@ empty cache):
   temperature, for the re-solve tests), with the same argument types a simulation
   passes (interior views of the padded temperature).
 
-That is every kernel a simulation runs, except those of the optional pyamg potential
-solver (``solver="amg"``) and the reference kernels kept for tests and benchmarks
-(``pennes_step``, ``accumulate_damage``), which compile on first use as before.
+That is every kernel a simulation runs (the optional pyamg potential solver shares the
+conjugate-gradient kernels); the reference kernels kept for tests and benchmarks
+(``pennes_step``, ``accumulate_damage``, ``_gs_colour``) compile on first use.
 
 ``make demo`` and ``make test`` run it after installing, so a fresh clone's first run
 is as fast as any later one. Calling it again costs a few seconds (cache loads).
