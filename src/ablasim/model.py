@@ -16,7 +16,7 @@ from .anatomy import Phantom, Structure
 from .errors import ScenarioError, suggest
 from .grid import Grid
 from .solvers import PHASE_COLUMNS, Boundary, fill_ghosts_copy
-from .solvers.pennes import TISSUE_WATER_FRACTION, VAPORISATION_C, WATER_LATENT_HEAT_J_KG
+from .solvers.pennes import VAPORISATION_C, WATER_LATENT_HEAT_J_KG
 from .tissues import TissueLibrary
 
 __all__ = ["BYTES_PER_VOXEL", "Model", "ThermalFields"]
@@ -176,6 +176,8 @@ class Model:
         fill_ghosts_copy(k)
         rho_f = rho * self.label_table("frozen_specific_heat_J_kgK")
         latent = rho * self.label_table("latent_heat_J_kg")
+        # boiling: the latent heat of the tissue's own water (bone 0.12, cement 0)
+        latent_vap = rho * self.label_table("water_fraction") * WATER_LATENT_HEAT_J_KG
         phase = np.stack(
             [
                 rhoc,
@@ -183,7 +185,7 @@ class Model:
                 latent,
                 self.label_table("freezing_end_C"),
                 self.label_table("freezing_start_C"),
-                rho * TISSUE_WATER_FRACTION * WATER_LATENT_HEAT_J_KG,
+                latent_vap,
                 np.full(rho.shape, VAPORISATION_C[0]),
                 np.full(rho.shape, VAPORISATION_C[1]),
             ],

@@ -42,7 +42,6 @@ from ._jit import jit, jit_inline, prange
 
 __all__ = [
     "PHASE_COLUMNS",
-    "TISSUE_WATER_FRACTION",
     "VAPORISATION_C",
     "WATER_LATENT_HEAT_J_KG",
     "enthalpy",
@@ -69,10 +68,6 @@ PHASE_COLUMNS = (
 #: Latent heat of vaporisation of water at 100 °C [J/kg] (CRC Handbook, 2257 kJ/kg;
 #: MITA-model uses 2260 kJ/kg, physics.md §1.2).
 WATER_LATENT_HEAT_J_KG = 2.257e6
-#: Mass fraction of water in soft tissue [-]: 0.74, the MITA-model RF sensitivity
-#: study's nominal value for liver (range 0.71-0.76, physics.md §1.2); used for every
-#: tissue [U for bone, fat and others, whose water content is lower].
-TISSUE_WATER_FRACTION = 0.74
 #: Vaporisation interval [°C]: the latent heat is spread over 95-100 °C (MITA-model: an
 #: interval ending at 100 °C whose width the study varied from 1 to 10 K).
 VAPORISATION_C = (95.0, 100.0)
