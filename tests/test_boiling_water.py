@@ -37,7 +37,7 @@ def model():
 def test_enthalpy_jump_over_boiling_uses_the_tissues_water(model, label):
     """Across 95-100 °C the enthalpy rises by rho c * 5 K plus rho * w * L_vap with the
     tissue's own water fraction w (cortical bone 0.12, muscle 0.75, fat 0.2, PMMA 0):
-    cortical bone takes 0.53 GJ/m^3, not the 3.3 GJ/m^3 a soft-tissue 0.74 would give,
+    cortical bone takes 0.52 GJ/m^3, not the 3.19 GJ/m^3 a soft-tissue 0.74 gave,
     and cement none. Relative tolerance 1e-12: the jump is a difference of two enthalpies
     of ~2e9 J/m^3 formed in float64, so round-off is ~1e-15 of them."""
     tissue = TISSUES[label]

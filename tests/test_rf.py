@@ -20,8 +20,6 @@ from ablasim.errors import ScenarioError
 from ablasim.solvers import potential as pot
 from ablasim.sources.rf import RFSource, from_scenario
 
-pytest.importorskip("pyamg")
-
 ORDER_TOL = 0.3
 
 

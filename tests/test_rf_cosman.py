@@ -138,8 +138,6 @@ import pytest
 import ablasim as ab
 from ablasim.sources.rf import RFSource
 
-pytest.importorskip("pyamg")
-
 #: Nominal outer diameters of the cannulae [m].
 GAUGE_DIAMETER_M = {16: 1.65e-3, 18: 1.27e-3, 20: 0.91e-3, 22: 0.71e-3}
 TIP_LENGTH_M = 10e-3
