@@ -20,11 +20,10 @@ from ablasim.anatomy import (
     load_phantom,
     make_phantom,
     save_label_map,
-    write_phantom_outputs,
 )
 from ablasim.errors import ScenarioError
 from ablasim.grid import Grid
-from ablasim.viz import plot_labels
+from ablasim.viz.labels import plot_labels, write_phantom_outputs
 
 MM = 1e-3
 

@@ -16,7 +16,7 @@ import pytest
 from scipy import ndimage
 
 from ablasim.anatomy import Phantom
-from ablasim.anatomy.imported import load_label_map, read_label_image
+from ablasim.anatomy import load_label_map, read_label_image
 from ablasim.errors import ScenarioError
 from ablasim.grid import Grid
 

@@ -12,32 +12,28 @@ Files written for a phantom saved as ``DIR/<stem>.nii.gz``:
     A 3D Slicer colour table: ``index name R G B A`` per line (0-255), the structure names
     as colour names, one fixed colour per tissue (:data:`TISSUE_COLORS`).
 
-Every file is written atomically: to a temporary file in the same folder, then
-``os.replace``, so an interrupted run never leaves a half-written file.
+Every file is written atomically (:mod:`ablasim.fileio`), so an interrupted run never
+leaves a half-written file.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
-import os
-import tempfile
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import ScenarioError
+from ..fileio import atomic_path, atomic_write
 from ..grid import Grid
-from .phantoms import Phantom, Structure
+from .phantom import Phantom, Structure
 
 __all__ = [
     "TISSUE_COLORS",
     "load_phantom",
     "save_label_map",
     "tissue_color",
-    "write_phantom_outputs",
 ]
 
 #: Fixed display colour (R, G, B in 0-255) per tissue of the library.
@@ -86,26 +82,10 @@ def _split_nii(path: Path) -> tuple[Path, str]:
     )
 
 
-def _atomic(path: Path, write: Callable[[Path], None]) -> Path:
-    """Call ``write(tmp)`` on a temporary file next to ``path``, then move it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # Keep the real suffix at the end: writers (nibabel, matplotlib) pick the format by it.
-    suffix = "".join(path.suffixes[-2:]) if path.name.endswith(".nii.gz") else path.suffix
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{suffix}", dir=path.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
-    try:
-        write(tmp_path)
-        os.replace(tmp_path, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp_path.unlink()
-        raise
-    return path
-
-
 def _write_text(path: Path, text: str) -> Path:
-    return _atomic(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+    with atomic_write(path) as fh:
+        fh.write(text)
+    return path
 
 
 def _affine_mm(grid: Grid) -> np.ndarray:
@@ -156,7 +136,8 @@ def save_label_map(phantom: Phantom, path) -> Path:
     img.set_sform(img.affine, code=1)
     img.header.set_xyzt_units(xyz="mm")
     img.header["descrip"] = b"ablasim phantom label map"
-    _atomic(path, lambda tmp: nib.save(img, str(tmp)))
+    with atomic_path(path) as tmp:
+        nib.save(img, str(tmp))
     sidecar = {
         str(i): {"name": s.name, "tissue": s.tissue} for i, s in enumerate(phantom.structures)
     }
@@ -219,31 +200,3 @@ def load_phantom(path) -> Phantom:
             '{"0": {"name": ..., "tissue": ...}, "1": ...}'
         ) from None
     return Phantom(grid, data, structures, f"Label map read from {path.name}.")
-
-
-def write_phantom_outputs(phantom: Phantom, out_dir, *, stem: str = "phantom") -> list[Path]:
-    """Write the label map, its sidecars, a description and an orthogonal-slice PNG.
-
-    Parameters
-    ----------
-    phantom : Phantom
-        The phantom.
-    out_dir : str or os.PathLike
-        Output folder (created if missing).
-    stem : str, default ``"phantom"``
-        File name stem.
-
-    Returns
-    -------
-    list of pathlib.Path
-        ``<stem>.nii.gz``, ``<stem>.labels.json``, ``<stem>.ctbl``,
-        ``<stem>.description.txt`` and ``<stem>.png``.
-    """
-    from ..viz.labels import plot_labels  # viz sits above anatomy: import on use
-
-    out = Path(out_dir)
-    nii = save_label_map(phantom, out / f"{stem}.nii.gz")
-    desc = _write_text(out / f"{stem}.description.txt", phantom.description + "\n")
-    png = out / f"{stem}.png"
-    plot_labels(phantom, save=png)
-    return [nii, out / f"{stem}.labels.json", out / f"{stem}.ctbl", desc, png]

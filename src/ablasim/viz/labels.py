@@ -1,4 +1,5 @@
-"""Orthogonal slices of a phantom's label map (matplotlib object-oriented API, no pyplot).
+"""Orthogonal slices of a phantom's label map (matplotlib object-oriented API, no pyplot),
+and the files ``ablasim phantom`` writes (:func:`write_phantom_outputs`).
 
 Axes are world millimetres in RAS (+x right, +y anterior, +z superior), shown with the
 coordinate increasing to the right and upwards (not the radiological left-right flip); the
@@ -17,10 +18,10 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
-from ..anatomy.labelio import _atomic, tissue_color
-from ..anatomy.phantoms import Phantom
+from ..anatomy import Phantom, save_label_map, tissue_color
+from ..fileio import atomic_path, atomic_write
 
-__all__ = ["plot_labels"]
+__all__ = ["plot_labels", "write_phantom_outputs"]
 
 _XLAB = "x [mm]   L ← → R"
 _YLAB = "y [mm]   P ← → A"
@@ -158,5 +159,35 @@ def plot_labels(
     if save is not None:
         path = Path(save)
         fmt = path.suffix.lstrip(".").lower() or "png"
-        _atomic(path, lambda tmp: fig.savefig(tmp, format=fmt, dpi=110))
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format=fmt, dpi=110)
     return fig
+
+
+def write_phantom_outputs(phantom: Phantom, out_dir, *, stem: str = "phantom") -> list[Path]:
+    """Write the label map, its sidecars, a description and an orthogonal-slice PNG.
+
+    Parameters
+    ----------
+    phantom : Phantom
+        The phantom.
+    out_dir : str or os.PathLike
+        Output folder (created if missing).
+    stem : str, default ``"phantom"``
+        File name stem.
+
+    Returns
+    -------
+    list of pathlib.Path
+        ``<stem>.nii.gz``, ``<stem>.labels.json``, ``<stem>.ctbl`` (see
+        :func:`~ablasim.anatomy.save_label_map`), ``<stem>.description.txt`` and
+        ``<stem>.png``.
+    """
+    out = Path(out_dir)
+    nii = save_label_map(phantom, out / f"{stem}.nii.gz")
+    desc = out / f"{stem}.description.txt"
+    with atomic_write(desc) as fh:
+        fh.write(phantom.description + "\n")
+    png = out / f"{stem}.png"
+    plot_labels(phantom, save=png)
+    return [nii, out / f"{stem}.labels.json", out / f"{stem}.ctbl", desc, png]
