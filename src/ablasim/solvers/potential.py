@@ -37,9 +37,9 @@ preconditioned with a geometric multigrid V-cycle on the grid itself
 (:mod:`.multigrid`, numba; its hierarchy costs about two passes over the grid and is
 rebuilt from σ at every solve), warm-started from the previous solution. The link
 pattern is fixed by the geometry and built once; only the values change with σ.
-``solver="amg"`` uses pyamg's smoothed-aggregation algebraic multigrid instead (kept
-for the benchmark: its set-up takes seconds on 10⁶ unknowns and goes stale as σ
-changes, so its hierarchy is cached and rebuilt when the iteration count has grown).
+:meth:`PotentialSystem.assemble` gives the same system as a sparse matrix, the reference
+the tests solve directly (``benchmarks/pyamg_reference.py`` solves it with pyamg's
+algebraic multigrid, for comparison).
 """
 
 from __future__ import annotations
@@ -52,7 +52,6 @@ import scipy.sparse as sp
 from ..errors import SimulationError
 from ._jit import jit, jit_inline, prange
 from .boundary import FACE_NAMES
-from .multigrid import conjugate_gradients
 
 __all__ = [
     "ROLLOFF_END_C",
@@ -254,10 +253,6 @@ class PotentialSystem:
         the others are insulated. "all" (or "outer"): every face at 0 V.
     theta_min : float
         Smallest cut fraction (keeps the matrix finite when a centre lies on the surface).
-    solver : "multigrid" or "amg"
-        Conjugate gradients preconditioned by the geometric multigrid of
-        :mod:`.multigrid` (default; numba, rebuilt from σ at every solve), or by pyamg's
-        smoothed-aggregation algebraic multigrid (kept for comparison in the benchmark).
     """
 
     def __init__(
@@ -269,11 +264,7 @@ class PotentialSystem:
         level: np.ndarray | None = None,
         ground="all",
         theta_min: float = 1e-6,
-        solver: str = "multigrid",
     ):
-        if solver not in ("multigrid", "amg"):
-            raise ValueError(f'solver must be "multigrid" or "amg", got {solver!r}')
-        self.solver = solver
         self._mg = None
         kind = np.asarray(electrodes)
         if kind.ndim != 3 or not np.issubdtype(kind.dtype, np.integer):
@@ -334,11 +325,6 @@ class PotentialSystem:
                 {"slice": s, "mask": fr, "row": fidx[s][fr], "value": vb[fr].copy(), "face": face}
             )
         self._csr = None  # the CSR pattern, built by the first assemble()
-        self._ml = None
-        self._iters_at_setup = None
-        self._setup_at = 0
-        self._x = None
-        self.setups = 0
         self.solves = 0
         self.last_iterations = 0
 
@@ -380,7 +366,7 @@ class PotentialSystem:
     def _csr_pattern(self):
         """(value permutation, indices, indptr) of the CSR matrix: off-diagonals of the
         tissue-tissue links, then the diagonal. Built once, at the first :meth:`assemble`
-        (the multigrid path never needs it)."""
+        (a solve never needs it)."""
         if self._csr is None:
             rows = [ax["ff_lo"] for ax in self._axes] + [ax["ff_hi"] for ax in self._axes]
             cols = [ax["ff_hi"] for ax in self._axes] + [ax["ff_lo"] for ax in self._axes]
@@ -394,7 +380,9 @@ class PotentialSystem:
         return self._csr
 
     def assemble(self, sigma: np.ndarray):
-        """The matrix (CSR, SPD) and right-hand side for conductivity ``sigma`` [S/m]."""
+        """The matrix (CSR, SPD) and right-hand side for conductivity ``sigma`` [S/m] over
+        the unknowns (``V[self.free]``): the reference for the grid-form operator that
+        :meth:`solve` uses."""
         g, diag, rhs = self._diagonal(sigma)
         n = self.n_free
         off = [-gg[0] for gg in g]
@@ -409,19 +397,10 @@ class PotentialSystem:
 
         Warm-starts from the previous solution. ``tol``: the residual is reduced to
         ``tol`` times its starting value (|b| from zero; :func:`~ablasim.solvers.
-        multigrid.stopping_residual`).
-        With ``solver="multigrid"`` (default) the geometric multigrid hierarchy is
-        rebuilt from σ at every solve (cheap); with ``solver="amg"`` the pyamg
-        hierarchy of an earlier solve is reused and rebuilt (at the next solve) when a
-        solve needed more than 30 iterations and more than twice + 10 those of the first
-        solve with it, at most once every 10 solves.
+        multigrid.stopping_residual`). The geometric multigrid hierarchy is rebuilt from σ
+        at every solve (cheap).
         """
-        if self.solver == "amg":
-            x = self._solve_amg(sigma, tol, maxiter)
-            V = np.zeros(self.shape)
-            V[self.free] = x
-        else:
-            V = self._solve_mg(sigma, tol, maxiter)
+        V = self._solve_mg(sigma, tol, maxiter)
         self.solves += 1
         for at, v in zip(self._electrode_at, self.voltages, strict=True):
             V.reshape(-1)[at] = v
@@ -507,12 +486,10 @@ class PotentialSystem:
 
         Returns ``(V, Q, I)``: potential [V], power density [W/m^3] (as
         :meth:`joule_heating`) and the current leaving each electrode [A] (as
-        :meth:`currents`). With the multigrid solver this reuses the link conductances
-        of the solve (compiled, one pass) instead of recomputing them.
+        :meth:`currents`, the NumPy references). It reuses the link conductances of the
+        solve (compiled, one pass) instead of recomputing them.
         """
         V = self.solve(sigma, tol=tol)
-        if self.solver != "multigrid":
-            return V, self.joule_heating(sigma, V), self.currents(sigma, V)
         from .multigrid import link_dissipation
 
         fine = self._mg.fine
@@ -528,33 +505,6 @@ class PotentialSystem:
         q /= self.h**3
         cur = np.bincount(self._d_k, -g_d * dv, self.voltages.size)
         return V, q, cur
-
-    def _solve_amg(self, sigma, tol, maxiter) -> np.ndarray:
-        try:
-            import pyamg
-        except ImportError:  # pragma: no cover - depends on the installation
-            raise ImportError(
-                "the algebraic-multigrid potential solver needs pyamg; install it with "
-                "`pip install pyamg`, or use the default solver='multigrid'"
-            ) from None
-
-        A, b = self.assemble(sigma)
-        if self._ml is None:
-            self._ml = pyamg.smoothed_aggregation_solver(A, symmetry="hermitian")
-            self._iters_at_setup = None
-            self._setup_at = self.solves
-            self.setups += 1
-        x = self._x.copy() if self._x is not None else np.zeros(self.n_free)
-        x, it, ok = _pcg(A, b, x, self._ml, tol, maxiter)
-        if not ok:
-            self._fail(it)
-        self.last_iterations = it
-        if self._iters_at_setup is None:
-            self._iters_at_setup = it
-        elif it > max(2 * self._iters_at_setup + 10, 30) and self.solves - self._setup_at >= 10:
-            self._ml = None  # the hierarchy has gone stale: rebuild it next time
-        self._x = x
-        return x
 
     # -- post-processing ----------------------------------------------------------------
     def joule_heating(self, sigma: np.ndarray, V: np.ndarray) -> np.ndarray:
@@ -601,42 +551,6 @@ class PotentialSystem:
         for f, gb in zip(self._faces, g_b, strict=True):
             total += float(np.sum(f["value"] * gb * (V[f["slice"]][f["mask"]] - f["value"])))
         return total
-
-
-# -- conjugate gradients with pyamg's V-cycle (the solver="amg" path) ------------------------
-# Written here rather than taken from pyamg/scipy: their dot products and norms go through
-# a multithreaded BLAS, which stalls (100x slower) next to numba's worker threads. The
-# loop is the multigrid solver's (multigrid.conjugate_gradients), with numba vector
-# kernels whose sums do not depend on the number of threads.
-def _vcycle(ml, b, level=0):
-    """One AMG V-cycle on ``A x = b`` from x = 0 (the preconditioner)."""
-    lv = ml.levels[level]
-    if level == len(ml.levels) - 1:
-        return np.asarray(ml.coarse_solver(lv.A, b)).reshape(-1)
-    x = np.zeros_like(b)
-    lv.presmoother(lv.A, x, b)
-    r = b - lv.A @ x
-    xc = _vcycle(ml, lv.R @ r, level + 1)
-    x += lv.P @ xc
-    lv.postsmoother(lv.A, x, b)
-    return x
-
-
-def _pcg(A, b, x, ml, tol, maxiter):
-    """Conjugate gradients with one AMG V-cycle as preconditioner
-    (:func:`~ablasim.solvers.multigrid.conjugate_gradients`). Returns (x, iterations,
-    converged)."""
-
-    def apply(p, out):
-        out[...] = A @ p
-
-    def precondition(r, out):
-        out[...] = _vcycle(ml, r)
-
-    work = (np.empty_like(b), np.empty_like(b), np.empty_like(b))
-    it, ok = conjugate_gradients(apply, precondition, b, x, b - A @ x, work, tol=tol,
-                                 maxiter=maxiter)  # fmt: skip
-    return x, it, ok
 
 
 def _theta(phi_free, phi_in, theta_min):
