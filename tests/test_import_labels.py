@@ -15,8 +15,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from ablasim.anatomy import Phantom
-from ablasim.anatomy import load_label_map, read_label_image
+from ablasim.anatomy import Phantom, load_label_map, read_label_image
 from ablasim.errors import ScenarioError
 from ablasim.grid import Grid
 
