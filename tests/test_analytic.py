@@ -136,7 +136,7 @@ def _sphere_octant(h, lib, a, q, extent):
     for face in ("x_min", "y_min", "z_min"):
         boundary = boundary.with_face(face, FaceCondition("adiabatic"))
     model = ab.Model.uniform(grid, "liver", tissues=lib, boundary=boundary)
-    src = ab.VolumetricSource.sphere((0, 0, 0), a, power_density=q)
+    src = ab.VolumetricSource.sphere((0, 0, 0), a, power_density_W_m3=q)
     return model, src
 
 
@@ -248,19 +248,16 @@ class _HeldLayer:
         self.temperature_C = temperature_C
 
     def bind(self, model):
-        from ablasim.sources import HeldTemperature
+        from ablasim.sources import BoundSource, HeldTemperature
 
         idx = np.flatnonzero(np.indices(model.grid.shape)[0] == 0)
         held = HeldTemperature(idx, np.full(idx.size, self.temperature_C))
 
-        class Bound:
+        class Bound(BoundSource):
             name = "held-layer"
             static = True
 
-            def deposit(self, Q, T, t):
-                return 0.0
-
-            def held(self):
+            def held(self, t):
                 return held
 
         return Bound()

@@ -51,9 +51,9 @@ _SCRIPT = textwrap.dedent(
             **probe, active_length=3e-3, mode="bipolar", gap=2e-3, cooled=True,
             control="temperature", target_C=60.0, max_power_W=8.0)]),
         ab.Phase("mw", 4.0, [ab.MicrowaveSource(
-            (0.0, 0.0, 4e-3), (0, 0, 1), 8.0, active_length=6e-3,
+            tip=(0.0, 0.0, 4e-3), direction=(0, 0, 1), power_W=8.0, active_length=6e-3,
             temperature_dependent=True)]),
-        ab.Phase("vol", 4.0, [ab.VolumetricSource.sphere((0, 0, 0), 2e-3, power=1.0)]),
+        ab.Phase("vol", 4.0, [ab.VolumetricSource.sphere((0, 0, 0), 2e-3, power_W=1.0)]),
         ab.Phase("cool", 2.0, []),
     ]
     ab.simulate(model, phases, progress=False)

@@ -142,7 +142,7 @@ def _nerve_model():
 def _report(cool_s):
     """60 s of heating next to the nerve, then ``cool_s`` of cooling; built like runner.py."""
     model = _nerve_model()
-    heater = ab.VolumetricSource.sphere((-4e-3, 0.0, 0.0), 3e-3, power_density=1.5e7)
+    heater = ab.VolumetricSource.sphere((-4e-3, 0.0, 0.0), 3e-3, power_density_W_m3=1.5e7)
     result = ab.simulate(
         model,
         [ab.Phase("heat", 60.0, [heater]), ab.Phase("cool", cool_s)],

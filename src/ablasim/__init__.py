@@ -24,7 +24,7 @@ from .model import Model
 from .result import PhaseSummary, Result
 from .simulation import Limits, Phase, Thermocouple, simulate
 from .solvers import Boundary, FaceCondition
-from .sources import HeatSource, MicrowaveSource, RFSource, VolumetricSource
+from .sources import MicrowaveSource, RFSource, Source, VolumetricSource
 from .tissues import TissueLibrary
 
 __version__ = "0.1.0"
@@ -34,7 +34,6 @@ __all__ = [
     "Boundary",
     "FaceCondition",
     "Grid",
-    "HeatSource",
     "Limits",
     "MicrowaveSource",
     "Model",
@@ -46,6 +45,7 @@ __all__ = [
     "Result",
     "ScenarioError",
     "SimulationError",
+    "Source",
     "StabilityError",
     "Structure",
     "Thermocouple",

@@ -59,19 +59,22 @@ A scenario is a TOML file; units are in the key names (_mm, _s, _min, _W, _C):
   cutoff = true
 
 Source kinds (one or more [[phase.source]] per phase; a phase without one cools down):
-  kind = "volumetric"  shape = sphere | cylinder | box | label | map; power_W or
-                       power_density_W_m3 (center_mm, radius_mm / tip_mm, direction,
-                       active_length_mm, diameter_mm / size_mm / label / map = file)
-  kind = "microwave"   tip_mm, direction, active_length_mm, frequency_MHz = 915 | 2450,
-                       power_W, efficiency; or sar_map = "file.npy" | "file.nii.gz"
-  kind = "rf"          mode = monopolar | bipolar, tip_mm, direction, active_length_mm,
-                       diameter_mm, gap_mm, cooled, coolant_C,
-                       control = { kind = "power", power_W } or
-                                 { kind = "temperature", target_C, max_power_W }
+{source_kinds}
 
 `ablasim examples` lists complete, commented scenarios; `ablasim examples NAME` prints
 one, to copy and edit.
 """
+
+
+def _source_kinds_help() -> str:
+    """Each registered source kind with its keys (from the sources' own help)."""
+    from .sources import SOURCES
+
+    lines = []
+    for kind, cls in sorted(SOURCES.items()):
+        lines.append(f'  kind = "{kind}"'.ljust(23) + cls.summary)
+        lines.extend(" " * 23 + line for line in cls.keys_help.splitlines())
+    return "\n".join(lines)
 
 
 def list_examples() -> dict[str, str]:
@@ -185,7 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser(
         "run",
         help="run a scenario and write the report, tables, pictures and fields",
-        description=RUN_HELP,
+        description=RUN_HELP.replace("{source_kinds}", _source_kinds_help()),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     r.add_argument("scenario", nargs="?", help="scenario file (TOML)")

@@ -1,4 +1,4 @@
-"""Atomic file writing: a file either appears whole or not at all.
+"""Files: atomic writing (a file appears whole or not at all), and reading volumes.
 
 Every output of ablasim goes through :func:`atomic_write`: the content is written to a
 temporary file in the same directory, flushed to disk, then renamed over the target with
@@ -15,7 +15,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
-__all__ = ["atomic_path", "atomic_write"]
+import numpy as np
+
+from .errors import ScenarioError
+
+__all__ = ["atomic_path", "atomic_write", "load_volume"]
 
 
 @contextlib.contextmanager
@@ -62,3 +66,21 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         with contextlib.suppress(OSError):
             tmp.unlink()
         raise
+
+
+def load_volume(path: str | os.PathLike) -> np.ndarray:
+    """A 3D array from ``.npy`` (read without pickle) or NIfTI (``.nii``, ``.nii.gz``),
+    as float64; a :class:`~ablasim.errors.ScenarioError` naming the file otherwise."""
+    path = Path(path)
+    if not path.is_file():
+        raise ScenarioError(f"file {str(path)!r} not found; check the path")
+    try:
+        if path.suffix == ".npy":
+            return np.load(path, allow_pickle=False).astype(np.float64)
+        if path.name.endswith((".nii", ".nii.gz")):
+            import nibabel as nib
+
+            return np.asarray(nib.load(str(path)).dataobj, dtype=np.float64)
+    except Exception as exc:  # any reader failure is a bad file, said in one line
+        raise ScenarioError(f"cannot read {str(path)!r}: {exc}") from None
+    raise ScenarioError(f"{str(path)!r}: unsupported format; use .npy or .nii / .nii.gz")

@@ -147,6 +147,12 @@ class Grid:
         p = np.asarray(point, dtype=float)
         return all(lo <= v <= hi for v, (lo, hi) in zip(p, self.bounds, strict=True))
 
+    def bounds_text(self) -> str:
+        """The grid's outer faces for a message: ``"x, y, z from [...] to [...] mm"``."""
+        lo = [round(b[0] * 1e3, 2) for b in self.bounds]
+        hi = [round(b[1] * 1e3, 2) for b in self.bounds]
+        return f"x, y, z from {lo} to {hi} mm"
+
     def world_to_index(self, point, *, name: str = "point") -> tuple[int, int, int]:
         """Index of the voxel containing a world point [m].
 
@@ -159,11 +165,9 @@ class Grid:
         if p.shape != (3,) or not np.all(np.isfinite(p)):
             raise ScenarioError(f"{name} must be three finite coordinates, got {point!r}")
         if not self.contains(p):
-            lo = [round(b[0] * 1e3, 2) for b in self.bounds]
-            hi = [round(b[1] * 1e3, 2) for b in self.bounds]
             raise ScenarioError(
                 f"{name} at {[round(float(v) * 1e3, 3) for v in p]} mm lies outside the grid "
-                f"(x, y, z from {lo} to {hi} mm); move it inside or enlarge the grid extent"
+                f"({self.bounds_text()}); move it inside or enlarge the grid extent"
             )
         idx = np.rint((p - np.asarray(self.origin)) / self.spacing).astype(int)
         idx = np.clip(idx, 0, np.asarray(self.shape) - 1)

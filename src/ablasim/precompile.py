@@ -13,11 +13,9 @@ empty cache):
 
 * ``step``: the time step with damage, the ghost layers, the held-voxel damage
   (:func:`ablasim.simulation._warm_up`, the call every simulation makes first);
-* ``sources``: the RF potential solver and the microwave SAR kernel, by binding a
-  monopolar and a bipolar cooled RF probe and a temperature-dependent microwave antenna
-  to a small model and asking each for its heating twice (the second time at another
-  temperature, for the re-solve tests), with the same argument types a simulation
-  passes (interior views of the padded temperature).
+* ``sources``: each registered source kind's own kernels (``Source.compile_ahead``:
+  the RF potential solver and the microwave SAR kernel, bound to a small model and
+  asked for their heating twice, as a simulation calls them).
 
 That is every kernel a simulation runs (the optional pyamg potential solver shares the
 conjugate-gradient kernels); the reference kernels kept for tests and benchmarks
@@ -32,8 +30,6 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
-
-import numpy as np
 
 from .errors import AblasimError
 
@@ -50,41 +46,11 @@ def compile_step() -> None:
 
 
 def compile_sources() -> None:
-    """The RF and microwave kernels, called as a simulation calls them."""
-    from .grid import Grid
-    from .model import Model
-    from .sources import MicrowaveSource, RFSource
+    """The kernels of every registered source kind (``Source.compile_ahead``)."""
+    from .sources import SOURCES
 
-    # 24^3 voxels: big enough for a multigrid hierarchy of several levels (each level's
-    # kernels in single and double precision), small enough to take no time.
-    grid = Grid((24, 24, 24), 1e-3, origin=(-11.5e-3,) * 3)
-    model = Model.uniform(grid, "muscle")
-    T = np.full(tuple(n + 2 for n in grid.shape), 37.0)
-    inner = T[1:-1, 1:-1, 1:-1]
-    probe = {"tip": (0.0, 0.0, 4e-3), "direction": (0, 0, 1), "diameter": 1.5e-3}
-    sources = [
-        RFSource(**probe, active_length=6e-3, control="power", power_W=5.0),
-        RFSource(
-            **probe,
-            active_length=3e-3,
-            mode="bipolar",
-            gap=2e-3,
-            cooled=True,
-            control="temperature",
-            target_C=70.0,
-            max_power_W=10.0,
-            resolve_on="max",
-        ),
-        MicrowaveSource(
-            (0.0, 0.0, 4e-3), (0, 0, 1), 10.0, active_length=8e-3, temperature_dependent=True
-        ),
-    ]
-    Q = np.zeros(grid.shape)
-    for src in sources:
-        bound = src.bind(model)
-        for t, temperature in ((0.0, 37.0), (10.0, 60.0)):
-            inner[...] = temperature
-            bound.deposit(Q, inner, t)
+    for cls in SOURCES.values():
+        cls.compile_ahead()
 
 
 def _compile(group: str) -> None:

@@ -41,8 +41,11 @@ TREND_COLD_BELOW_BODY_K = 2.0
 TREND_HORIZON_S = 600.0
 
 
-def assumptions(result: Result, criterion_text: str, source_kinds: set[str]) -> list[str]:
-    """The modelling assumptions a planner should weigh, in plain words."""
+def assumptions(
+    result: Result, criterion_text: str, source_assumptions: list[str]
+) -> list[str]:
+    """The modelling assumptions a planner should weigh, in plain words; the sources'
+    own (``Source.assumptions``) follow the general ones."""
     model = result.model
     h_mm = model.grid.spacing * 1e3
     faces = {f.kind for f in model.boundary.faces}
@@ -53,8 +56,8 @@ def assumptions(result: Result, criterion_text: str, source_kinds: set[str]) -> 
         "their surroundings further.",
         "Tissue properties: IT'IS database values (constant in temperature in this version); "
         "perfusion, the least certain of them, varies several-fold between patients. "
-        "Tissue water boils at 95-100 °C (latent heat for a water fraction of 0.74, that "
-        "of soft tissue, also in bone); the vapour does not move.",
+        "Tissue water boils at 95-100 °C (latent heat for each tissue's water fraction); "
+        "the vapour does not move.",
         f"Grid: {h_mm:g} mm voxels; structures thinner than about two voxels "
         f"(< {2 * h_mm:g} mm, e.g. the cortical shell and small roots) are resolved only "
         "roughly, and temperatures are voxel averages.",
@@ -76,27 +79,7 @@ def assumptions(result: Result, criterion_text: str, source_kinds: set[str]) -> 
         if result.limits.cold_C is not None
         else f"Nerve verdict: FAIL if any nerve voxel exceeds {result.limits.hot_C:g} °C.",
     ]
-    if "volumetric" in source_kinds:
-        out.append(
-            "Heat source: a prescribed volumetric power (uniform in its region); it stands "
-            "for a device whose own physics (electric field, SAR, impedance roll-off) is "
-            "not modelled."
-        )
-    if "microwave" in source_kinds:
-        out.append(
-            "Microwave: the SAR comes from a surrogate antenna model (a line of radiators "
-            "with exponential attenuation through each tissue's dielectric properties and "
-            "a tear-drop weighting), not a Maxwell solve: no wavelength effects, no "
-            "reflection at tissue interfaces, no change of the SAR as tissue dries, no "
-            "antenna cooling, so temperatures next to the antenna are overestimated."
-        )
-    if "rf" in source_kinds:
-        out.append(
-            "RF: quasi-static electric potential with sigma(T) rising 1.5 %/K and a "
-            "desiccation roll-off at 100-105 °C; no capacitive effects, no electrode "
-            "interface impedance, no vapour transport; between re-solves of the "
-            "potential the heating keeps its last shape."
-        )
+    out.extend(dict.fromkeys(source_assumptions))  # each once, in order
     if any(p.cutoff_at_s is not None for p in result.phases):
         out.append(
             "Cut-off: when a cut-off thermocouple reached a limit, every source of that "
@@ -273,7 +256,7 @@ def build_report(
     result: Result,
     analysis: SafetyAnalysis,
     notes: list[str],
-    source_kinds: set[str],
+    source_assumptions: list[str],
 ) -> dict[str, Any]:
     """The report as a JSON-serialisable dict (the file contract of DESIGN.md)."""
     g = result.model.grid
@@ -342,7 +325,7 @@ def build_report(
             "origin_mm": [_r(v * 1e3, 4) for v in g.origin],
         },
         "timing": {k: (_r(v, 4) if isinstance(v, float) else v) for k, v in result.timing.items()},
-        "assumptions": assumptions(result, z.criterion, source_kinds),
+        "assumptions": assumptions(result, z.criterion, source_assumptions),
         "notes": list(notes),
     }
 

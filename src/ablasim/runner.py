@@ -44,22 +44,13 @@ class RunOutput:
 
 
 def _probe_point(built: BuiltScenario, result: Result) -> tuple[float, float, float]:
-    """Where the treatment is: the first source's centre or tip, else the hottest voxel."""
+    """Where the treatment is: the first source's location, else the hottest voxel."""
     model = built.model
     for phase in built.phases:
         for src in phase.sources:
-            if getattr(src, "tip", None) is not None:
-                return tuple(src.tip)
-            p = getattr(src, "params", {})
-            for key in ("tip", "center"):
-                if key in p:
-                    return tuple(p[key])
-            if "structure" in p:
-                idx = np.argwhere(model.structure_mask(p["structure"])).mean(axis=0)
-                return tuple(model.grid.index_to_world(idx))
-            if "weights" in p:
-                idx = np.unravel_index(np.argmax(p["weights"]), model.grid.shape)
-                return tuple(model.grid.index_to_world(idx))
+            where = src.location(model)
+            if where is not None:
+                return tuple(where)
     idx = np.unravel_index(np.argmax(result.damage.t_max), model.grid.shape)
     return tuple(model.grid.index_to_world(idx))
 
@@ -118,7 +109,7 @@ def run_scenario(
     )
     t_sim = time.perf_counter()
     analysis = analyse(result, sc.ablation)
-    kinds = {s.kind for p in sc.phases for s in p.sources}
+    said = [line for p in sc.phases for src in p.sources for line in src.assumptions()]
     t_out = time.perf_counter()
     result.timing["build_s"] = t_built - t0
     result.timing["analysis_s"] = t_out - t_sim
@@ -128,7 +119,7 @@ def run_scenario(
         result=result,
         analysis=analysis,
         notes=built.notes,
-        source_kinds=kinds,
+        source_assumptions=said,
     )
     files = _write_outputs(out, sc, built, result, analysis, report)
     report["timing"]["output_s"] = round(time.perf_counter() - t_out, 3)

@@ -17,7 +17,6 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -25,10 +24,11 @@ from .damage import PerfusionShutdown
 from .errors import ScenarioError, suggest
 from .grid import Grid
 from .model import BYTES_PER_VOXEL, Model
+from .reader import Errors, Table, add_problems, format_errors
 from .simulation import Limits, Phase, Thermocouple
 from .solvers import FACE_NAMES, Boundary, FaceCondition
-from .sources import VolumetricSource
-from .sources.base import FORBIDDEN_PROBE_TISSUES
+from .sources import Source, read_source_table
+from .sources.base import needle_problems
 from .tissues import PROPERTY_KEYS, TissueLibrary
 
 __all__ = [
@@ -38,139 +38,6 @@ __all__ = [
     "load_scenario",
     "parse_scenario",
 ]
-
-_MISSING = object()
-#: Device sources whose module reads its own ``[[phase.source]]`` table (``from_scenario``).
-DEVICE_SOURCE_KINDS = ("rf", "microwave")
-SOURCE_KINDS = ("volumetric", *DEVICE_SOURCE_KINDS)
-PLANNED_SOURCE_KINDS = ("cryo", "cement")
-
-
-class _Errors(list):
-    def add(self, path: str, message: str) -> None:
-        self.append(f"{path}: {message}" if path else message)
-
-
-class _Table:
-    """A TOML table being read: typed getters that record errors and used keys."""
-
-    def __init__(self, data: Any, path: str, errors: _Errors):
-        self.path = path
-        self.errors = errors
-        if not isinstance(data, Mapping):
-            errors.add(path, f"must be a table, got {data!r}")
-            data = {}
-        self.data = data
-        self.used: set[str] = set()
-
-    def _key(self, key: str) -> str:
-        return f"{self.path}.{key}" if self.path else key
-
-    def has(self, key: str) -> bool:
-        return key in self.data
-
-    def raw(self, key: str, default=_MISSING):
-        self.used.add(key)
-        if key not in self.data:
-            if default is _MISSING:
-                self.errors.add(self._key(key), "is required")
-                return None
-            return default
-        return self.data[key]
-
-    def number(self, key, default=_MISSING, *, min=None, gt=None, max=None, integer=False, hint=""):
-        v = self.raw(key, default)
-        if v is None or v is default:
-            return v
-        if isinstance(v, bool) or not isinstance(v, int | float):
-            self.errors.add(self._key(key), f"must be a number, got {v!r}{hint}")
-            return None
-        if integer and not float(v).is_integer():
-            self.errors.add(self._key(key), f"must be a whole number, got {v!r}")
-            return None
-        v = float(v)
-        if not math.isfinite(v):
-            self.errors.add(self._key(key), f"must be finite, got {v!r}{hint}")
-            return None
-        if gt is not None and v <= gt:
-            self.errors.add(self._key(key), f"must be > {gt:g}, got {v:g}{hint}")
-            return None
-        if min is not None and v < min:
-            self.errors.add(self._key(key), f"must be >= {min:g}, got {v:g}{hint}")
-            return None
-        if max is not None and v > max:
-            self.errors.add(self._key(key), f"must be <= {max:g}, got {v:g}{hint}")
-            return None
-        return int(v) if integer else v
-
-    def vector(self, key, default=_MISSING, *, n=3, positive=False, nonzero=False):
-        v = self.raw(key, default)
-        if v is None or v is default:
-            return v
-        ok = isinstance(v, list) and len(v) == n
-        ok = ok and all(isinstance(x, int | float) and not isinstance(x, bool) for x in v)
-        if not ok:
-            self.errors.add(self._key(key), f"must be a list of {n} numbers, got {v!r}")
-            return None
-        arr = tuple(float(x) for x in v)
-        if not all(math.isfinite(x) for x in arr):
-            self.errors.add(self._key(key), f"must be finite, got {v!r}")
-            return None
-        if positive and any(x <= 0 for x in arr):
-            self.errors.add(self._key(key), f"must be positive, got {v!r}")
-            return None
-        if nonzero and all(x == 0 for x in arr):
-            self.errors.add(self._key(key), "must not be all zeros (it is a direction)")
-            return None
-        return arr
-
-    def string(self, key, default=_MISSING, *, choices=None):
-        v = self.raw(key, default)
-        if v is None or v is default:
-            return v
-        if not isinstance(v, str):
-            self.errors.add(self._key(key), f"must be a string, got {v!r}")
-            return None
-        if choices is not None and v not in choices:
-            self.errors.add(
-                self._key(key), f"{v!r} is not one of {list(choices)}" + suggest(v, choices)
-            )
-            return None
-        return v
-
-    def boolean(self, key, default=_MISSING):
-        v = self.raw(key, default)
-        if v is None or v is default:
-            return v
-        if not isinstance(v, bool):
-            self.errors.add(self._key(key), f"must be true or false, got {v!r}")
-            return None
-        return v
-
-    def table(self, key, *, required=False) -> _Table | None:
-        if key not in self.data:
-            self.used.add(key)
-            if required:
-                self.errors.add(self._key(key), "is required")
-            return None
-        return _Table(self.raw(key), self._key(key), self.errors)
-
-    def tables(self, key) -> list[_Table]:
-        v = self.raw(key, [])
-        if isinstance(v, Mapping):
-            v = [v]
-        if not isinstance(v, list):
-            self.errors.add(self._key(key), f"must be an array of tables ([[{key}]])")
-            return []
-        return [_Table(x, f"{self._key(key)}[{i}]", self.errors) for i, x in enumerate(v)]
-
-    def finish(self, known=None) -> None:
-        """Report keys never read, with the closest known key."""
-        known = set(known or ()) | self.used
-        for key in self.data:
-            if key not in known:
-                self.errors.add(self._key(key), "unknown key" + suggest(key, known or {"(none)"}))
-
 
 # -- the typed scenario -----------------------------------------------------------------
 
@@ -216,23 +83,6 @@ class AblationCriterion:
 
 
 @dataclass(frozen=True)
-class SourceSpec:
-    """A source as written in the scenario (SI), built into a HeatSource per model."""
-
-    kind: str
-    name: str
-    params: dict
-    path: str  # key path, for messages
-
-
-@dataclass(frozen=True)
-class PhaseSpec:
-    name: str
-    duration_s: float
-    sources: tuple[SourceSpec, ...]
-
-
-@dataclass(frozen=True)
 class ThermocoupleSpec:
     name: str
     position: tuple[float, float, float]
@@ -261,7 +111,7 @@ class Scenario:
     sample_interval_s: float
     checkpoint_interval_s: float
     threads: int | None
-    phases: tuple[PhaseSpec, ...]
+    phases: tuple[Phase, ...]
     limits: Limits
     shutdown: PerfusionShutdown
     ablation: AblationCriterion
@@ -279,7 +129,7 @@ class Scenario:
 
     @property
     def duration_s(self) -> float:
-        return sum(p.duration_s for p in self.phases)
+        return sum(p.duration for p in self.phases)
 
     def build(self) -> BuiltScenario:
         """Make the model, protocol and thermocouples; check geometry against anatomy.
@@ -297,27 +147,19 @@ class Scenario:
             model = Model.from_phantom(phantom, tissues=lib, boundary=self.boundary)
         except ScenarioError as exc:
             raise ScenarioError(f"anatomy: {exc}") from None
-        errors = _Errors()
-        phases = []
+        errors = Errors()
         bound = []
-        for ph in self.phases:
-            sources = []
+        for i, phase in enumerate(self.phases):
             bound_here = []
-            for spec in ph.sources:
-                try:
-                    src = _build_source(spec, self.base_dir, grid)
-                except ScenarioError as exc:
-                    errors.add(spec.path, str(exc))
-                    continue
-                if not _check_tip(spec, _source_tip(src), model, errors):
+            for j, src in enumerate(phase.sources):
+                path = f"phase[{i}].source[{j}]"
+                if not _check_needles(src, path, model, errors):
                     continue
                 try:
                     # geometry against the grid, fails early; kept for the run
                     bound_here.append(src.bind(model))
-                    sources.append(src)
                 except ScenarioError as exc:
-                    errors.add(spec.path, str(exc))
-            phases.append(Phase(ph.name, ph.duration_s, sources))
+                    add_problems(errors, path, exc)
             bound.append(tuple(bound_here))
         tcs = []
         for tc in self.thermocouples:
@@ -348,8 +190,8 @@ class Scenario:
                 )
             tcs.append(Thermocouple(tc.name, tc.position, tc.cutoff))
         if errors:
-            raise ScenarioError(_format_errors(errors, self.name))
-        return BuiltScenario(self, model, tuple(phases), tuple(tcs), notes, tuple(bound))
+            raise ScenarioError(format_errors(errors, self.name))
+        return BuiltScenario(self, model, self.phases, tuple(tcs), notes, tuple(bound))
 
 
 @dataclass(frozen=True)
@@ -368,13 +210,6 @@ class BuiltScenario:
     thermocouples: tuple[Thermocouple, ...]
     notes: list[str]
     bound: tuple = ()
-
-
-def _format_errors(errors: list[str], name: str) -> str:
-    if len(errors) == 1:
-        return errors[0]
-    lines = "\n".join(f"  - {e}" for e in errors)
-    return f"{len(errors)} problems in scenario {name!r}:\n{lines}"
 
 
 # -- reading ----------------------------------------------------------------------------
@@ -415,8 +250,8 @@ def parse_scenario(
     else:
         data = dict(text)
         source_text = ""
-    errors = _Errors()
-    top = _Table(data, "", errors)
+    errors = Errors()
+    top = Table(data, "", errors, Path(base_dir))
     name = top.string("name", default=Path(origin).stem) or "scenario"
     description = top.string("description", default="") or ""
 
@@ -512,20 +347,21 @@ def parse_scenario(
         sources = tuple(
             s
             for s in (
-                _read_source(st, errors, j, Path(base_dir))
+                read_source_table(st, name=f"{st.data.get('kind', 'source')}{j + 1}")
                 for j, st in enumerate(pt.tables("source"))
             )
             if s is not None
         )
         pt.finish(known=("duration_s", "duration_min"))
-        phases.append(PhaseSpec(pname or f"phase{i + 1}", duration or 0.0, sources))
+        if duration is not None:
+            phases.append(Phase(pname or f"phase{i + 1}", duration, sources))
 
     limits, ablation, tcs = _read_safety(top.table("safety"), errors)
     shutdown = _read_damage(top.table("damage"), errors)
     output = _read_output(top.table("output"), errors)
     top.finish()
     if errors:
-        raise ScenarioError(_format_errors(errors, name))
+        raise ScenarioError(format_errors(errors, name))
     return Scenario(
         name=name,
         description=description,
@@ -586,7 +422,7 @@ def _mm(v, path, errors):
     return None
 
 
-def _read_anatomy(a: _Table | None, errors) -> dict:
+def _read_anatomy(a: Table | None, errors) -> dict:
     if a is None:
         return {}
     has_ph, has_lab = a.has("phantom"), a.has("labels")
@@ -609,7 +445,7 @@ def _read_anatomy(a: _Table | None, errors) -> dict:
             if len(errors) > n_before:
                 params.pop("tumour")  # reported once, not again by the mm conversion
         return {"phantom": name, "params": _si_params(params, "anatomy", errors)}
-    labels = a.string("labels")
+    labels = a.file("labels")  # a missing file is named with the other problems
     lm = a.table("label_map", required=True)
     mapping = {}
     if lm is not None:
@@ -619,7 +455,7 @@ def _read_anatomy(a: _Table | None, errors) -> dict:
     return {"labels": labels, "label_map": mapping}
 
 
-def _read_tumour(t: _Table | None) -> None:
+def _read_tumour(t: Table | None) -> None:
     """Check ``tumour = { center_mm, diameter_mm, kind }``; the phantom converts it."""
     if t is None:
         return
@@ -629,7 +465,7 @@ def _read_tumour(t: _Table | None) -> None:
     t.finish()
 
 
-def _read_boundary(b: _Table | None, errors) -> Boundary:
+def _read_boundary(b: Table | None, errors) -> Boundary:
     if b is None:
         return None
     kind = b.string("kind", default="body", choices=("body", "adiabatic", "convective"))
@@ -669,7 +505,7 @@ def _read_boundary(b: _Table | None, errors) -> Boundary:
         return None
 
 
-def _read_duration(t: _Table, errors) -> float | None:
+def _read_duration(t: Table, errors) -> float | None:
     has_s, has_min = t.has("duration_s"), t.has("duration_min")
     if has_s == has_min:
         errors.add(t.path, "give exactly one of duration_s or duration_min (> 0)")
@@ -681,85 +517,7 @@ def _read_duration(t: _Table, errors) -> float | None:
     return None if d is None else d * 60.0
 
 
-def _device_source(kind: str, table: Mapping, path: str, base_dir: Path, grid_shape=None):
-    """Build an RF or microwave source from its raw scenario table (its module checks it)."""
-    if kind == "microwave":
-        from .sources.microwave import from_scenario
-
-        return from_scenario(table, path=path, base_dir=base_dir, grid_shape=grid_shape)
-    from .sources.rf import from_scenario
-
-    return from_scenario(table, path=path)
-
-
-def _read_source(s: _Table, errors, j: int, base_dir: Path) -> SourceSpec | None:
-    kind = s.string("kind")
-    if kind is None:
-        return None
-    name = s.string("name", default=f"{kind}{j + 1}")
-    if kind in DEVICE_SOURCE_KINDS:
-        table = {**s.data, "name": name}
-        s.used.update(s.data)
-        try:
-            _device_source(kind, table, s.path, base_dir)
-        except ScenarioError as exc:
-            for line in str(exc).splitlines():
-                errors.add("", line.strip().removeprefix("- "))
-            return None
-        return SourceSpec(kind, name, {"table": table, "base_dir": base_dir}, s.path)
-    if kind in PLANNED_SOURCE_KINDS:
-        errors.add(
-            s.path + ".kind",
-            f"source kind {kind!r} is not implemented in this version of ablasim; use "
-            'kind = "rf", "microwave" or "volumetric" (a given power in a sphere, cylinder, '
-            "box, label or map)",
-        )
-        s.used.update(s.data)
-        return None
-    if kind not in SOURCE_KINDS:
-        errors.add(s.path + ".kind", f"unknown source kind {kind!r}" + suggest(kind, SOURCE_KINDS))
-        s.used.update(s.data)
-        return None
-    p: dict[str, Any] = {}
-    shape = s.string("shape", choices=("sphere", "cylinder", "box", "label", "map"))
-    p["shape"] = shape
-    has_p, has_d = s.has("power_W"), s.has("power_density_W_m3")
-    if has_p == has_d:
-        errors.add(s.path, "give exactly one of power_W (total) or power_density_W_m3")
-        s.used.update({"power_W", "power_density_W_m3"})
-    elif has_p:
-        p["power"] = s.number("power_W", gt=0, hint="; the power must be positive")
-    else:
-        p["power_density"] = s.number("power_density_W_m3", gt=0)
-    if shape == "sphere":
-        c = s.vector("center_mm")
-        r = s.number("radius_mm", gt=0)
-        p["center"] = None if c is None else tuple(v * 1e-3 for v in c)
-        p["radius"] = None if r is None else r * 1e-3
-    elif shape == "cylinder":
-        tip = s.vector("tip_mm")
-        p["tip"] = None if tip is None else tuple(v * 1e-3 for v in tip)
-        p["direction"] = s.vector("direction", nonzero=True)
-        ln = s.number("active_length_mm", gt=0, hint="; a zero active length heats nothing")
-        dia = s.number("diameter_mm", gt=0)
-        p["length"] = None if ln is None else ln * 1e-3
-        p["diameter"] = None if dia is None else dia * 1e-3
-    elif shape == "box":
-        c = s.vector("center_mm")
-        sz = s.vector("size_mm", positive=True)
-        p["center"] = None if c is None else tuple(v * 1e-3 for v in c)
-        p["size"] = None if sz is None else tuple(v * 1e-3 for v in sz)
-    elif shape == "label":
-        p["structure"] = s.string("label")
-    elif shape == "map":
-        p["map"] = s.string("map")
-    s.finish(known=("power_W", "power_density_W_m3"))
-    if any(v is None for v in p.values()):
-        return None
-    return SourceSpec(kind, name, p, s.path)
-
-
-def _read_safety(s: _Table | None, errors):
+def _read_safety(s: Table | None, errors):
     limits = Limits()
     ablation = AblationCriterion()
     tcs: list[ThermocoupleSpec] = []
@@ -804,7 +562,7 @@ def _read_safety(s: _Table | None, errors):
     return limits, ablation, tuple(tcs)
 
 
-def _read_damage(d: _Table | None, errors) -> PerfusionShutdown:
+def _read_damage(d: Table | None, errors) -> PerfusionShutdown:
     if d is None:
         return PerfusionShutdown()
     om = d.raw("perfusion_shutdown_omega", 4.6)
@@ -815,7 +573,7 @@ def _read_damage(d: _Table | None, errors) -> PerfusionShutdown:
     return PerfusionShutdown(om, tC)
 
 
-def _read_output(o: _Table | None, errors) -> dict:
+def _read_output(o: Table | None, errors) -> dict:
     out = {"pictures": True, "vti": True, "isotherms_C": (45.0, 50.0, 60.0)}
     if o is None:
         return out
@@ -844,64 +602,15 @@ def _build_anatomy(sc: Scenario, grid: Grid, lib: TissueLibrary, notes: list[str
         try:
             return make_phantom(a["phantom"], grid, **a["params"])
         except ScenarioError as exc:
-            hint = ""
-            if "metre" in str(exc):
-                hint = (
-                    " (the phantom speaks metres: [anatomy] keys ending in _mm are divided "
-                    "by 1000 and lose the suffix)"
-                )
-            raise ScenarioError(f"anatomy: {exc}{hint}") from None
-    from .anatomy.imported import load_label_map
+            raise ScenarioError(f"anatomy: {exc}") from None
+    from .anatomy import load_label_map
 
-    path = Path(a["labels"])
-    if not path.is_absolute():
-        path = sc.base_dir / path
     try:
-        phantom, more = load_label_map(path, a["label_map"], grid=grid, tissues=lib)
+        phantom, more = load_label_map(a["labels"], a["label_map"], grid=grid, tissues=lib)
     except ScenarioError as exc:
         raise ScenarioError(f"anatomy.labels: {exc}") from None
     notes.extend(more)
     return phantom
-
-
-def _build_source(spec: SourceSpec, base_dir: Path, grid: Grid):
-    if spec.kind in DEVICE_SOURCE_KINDS:
-        return _device_source(
-            spec.kind, spec.params["table"], spec.path, spec.params["base_dir"], grid.shape
-        )
-    p = dict(spec.params)
-    shape = p.pop("shape")
-    kw = {"power": p.pop("power", None), "power_density": p.pop("power_density", None)}
-    if shape == "sphere":
-        return VolumetricSource.sphere(p["center"], p["radius"], name=spec.name, **kw)
-    if shape == "cylinder":
-        return VolumetricSource.cylinder(
-            p["tip"], p["direction"], p["length"], p["diameter"], name=spec.name, **kw
-        )
-    if shape == "box":
-        return VolumetricSource.box(p["center"], p["size"], name=spec.name, **kw)
-    if shape == "label":
-        return VolumetricSource.label(p["structure"], name=spec.name, **kw)
-    path = Path(p["map"])
-    if not path.is_absolute():
-        path = base_dir / path
-    return VolumetricSource.map(_read_map(path, grid), name=spec.name, **kw)
-
-
-def _read_map(path: Path, grid: Grid) -> np.ndarray:
-    """A power map from .npy (no pickle) or NIfTI, on the simulation grid's shape."""
-    if not path.exists():
-        raise ScenarioError(f"map file {str(path)!r} not found; check the path")
-    try:
-        if path.suffix == ".npy":
-            return np.load(path, allow_pickle=False).astype(float)
-        if path.name.endswith((".nii", ".nii.gz")):
-            import nibabel as nib
-
-            return np.asarray(nib.load(str(path)).dataobj, dtype=float)
-    except Exception as exc:  # any reader failure is a bad file, said in one line
-        raise ScenarioError(f"cannot read map file {str(path)!r}: {exc}") from None
-    raise ScenarioError(f"map file {str(path)!r}: unsupported format; use .npy or .nii / .nii.gz")
 
 
 def _describe(structure) -> str:
@@ -911,38 +620,10 @@ def _describe(structure) -> str:
     return f"{structure.tissue} ({structure.name})"
 
 
-def _source_tip(src) -> tuple[float, float, float] | None:
-    """The needle tip of a built source [m], if it has one."""
-    tip = getattr(src, "tip", None)
-    if tip is None:
-        tip = getattr(src, "params", {}).get("tip")
-    return None if tip is None else tuple(float(v) for v in tip)
-
-
-def _check_tip(spec: SourceSpec, tip, model: Model, errors: _Errors) -> bool:
-    """A needle tip must lie inside the grid and not in the cord, a nerve or CSF.
-
-    Records the problem under ``<source>.tip_mm`` and returns False if there is one.
-    """
-    if tip is None:
-        return True
-    grid = model.grid
-    where = [round(v * 1e3, 2) for v in tip]
-    if not grid.contains(tip):
-        lo = [round(b[0] * 1e3, 1) for b in grid.bounds]
-        hi = [round(b[1] * 1e3, 1) for b in grid.bounds]
-        errors.add(
-            spec.path + ".tip_mm",
-            f"{where} mm lies outside the grid ({lo} to {hi} mm); move the tip inside or "
-            "enlarge [grid] extent_mm",
-        )
-        return False
-    structure = model.structures[model.labels[grid.world_to_index(tip)]]
-    if structure.tissue in FORBIDDEN_PROBE_TISSUES:
-        errors.add(
-            spec.path + ".tip_mm",
-            f"{where} mm lies in {_describe(structure)}: a needle there "
-            "would injure the neural structures; move tip_mm",
-        )
-        return False
-    return True
+def _check_needles(src: Source, path: str, model: Model, errors: Errors) -> bool:
+    """Every needle tip must lie inside the grid and not in the cord, a nerve or CSF;
+    records each problem under ``<path>.tip_mm`` and returns False if there is one."""
+    problems = needle_problems(src.needles(), model)
+    for key, msg in problems:
+        errors.add(f"{path}.{key}", msg)
+    return not problems

@@ -1,21 +1,46 @@
-"""Heat sources, all following the protocol of :mod:`.base`.
+"""Heat sources, all following the protocol of :mod:`.base`, found through a registry.
 
-* :class:`VolumetricSource` - a prescribed power in a sphere, cylinder, box, label or map;
-* :class:`MicrowaveSource` - an interstitial antenna at 915 MHz or 2.45 GHz (SAR surrogate
-  on the tissues' dielectric attenuation) or a SAR map;
-* :class:`RFSource` - electrodes, the quasi-static potential, the generator.
+* ``volumetric`` (:class:`VolumetricSource`) - a prescribed power in a sphere, cylinder,
+  box, label or map;
+* ``microwave`` (:class:`MicrowaveSource`) - an interstitial antenna at 915 MHz or
+  2.45 GHz (SAR surrogate on the tissues' dielectric attenuation) or a SAR map;
+* ``rf`` (:class:`RFSource`) - electrodes, the quasi-static potential, the generator.
+
+A new kind is a module with a :class:`Source` subclass decorated with :func:`register`;
+the scenario reader, the report, the command line's help and ``ablasim compile`` loop
+over :data:`SOURCES`.
 """
 
-from .base import BoundSource, HeatSource, HeldTemperature
-from .microwave import MicrowaveSource
-from .rf import RFSource
-from .volumetric import VolumetricSource
+from __future__ import annotations
+
+from .base import BoundSource, HeldTemperature, MaterialChange, Needle, Source
+from .registry import (
+    PLANNED_KINDS,
+    SOURCES,
+    read_source,
+    read_source_table,
+    register,
+    source_class,
+)
+
+# the built-in kinds register themselves on import
+from .microwave import MicrowaveSource  # isort: skip
+from .rf import RFSource  # isort: skip
+from .volumetric import VolumetricSource  # isort: skip
 
 __all__ = [
+    "PLANNED_KINDS",
+    "SOURCES",
     "BoundSource",
-    "HeatSource",
     "HeldTemperature",
+    "MaterialChange",
     "MicrowaveSource",
+    "Needle",
     "RFSource",
+    "Source",
     "VolumetricSource",
+    "read_source",
+    "read_source_table",
+    "register",
+    "source_class",
 ]

@@ -1,33 +1,79 @@
 """The one protocol shared by every heat source.
 
-A source is a plain, immutable description (geometry, power, settings). Before a phase
-starts, :meth:`HeatSource.bind` checks it against the model (inside the grid, inside
-tissue, power positive, ...) and returns a :class:`BoundSource` that owns the source's
-precomputed fields. During the time loop the simulation asks each bound source to add its
-power density [W/m^3] into the total ``Q`` and, for probes that hold tissue at a
-temperature, which voxels to clamp.
+A heat source is one module of this package holding two classes:
 
-A source whose deposit does not change with time or temperature sets ``static = True``:
-the simulation then deposits it once per phase and never again.
+* a :class:`Source`: the plain, immutable description a user writes (geometry, power,
+  settings; SI units, keyword-only fields). Its class declares its scenario ``kind``,
+  how it reads its ``[[phase.source]]`` table (:meth:`Source.read`, through the shared
+  reader :class:`~ablasim.reader.Table`), its ``--help`` text, the assumptions the
+  report states, where its needles are, and the kernels it wants compiled ahead.
+  ``@register`` puts it in the registry (:mod:`ablasim.sources`), from which the
+  scenario, the report, the command line, ``ablasim compile`` and the pictures learn of
+  it: nothing else in the package names a kind.
+* a :class:`BoundSource`: the source checked against a model (inside the grid, in
+  tissue, ...) by :meth:`Source.bind`, owning its precomputed fields. The time loop calls
+  its hooks, all declared here with defaults:
+
+  ===================  ===============================================================
+  ``material()``       voxels that become another tissue when the phase starts
+                       (cement replaces tissue)
+  ``deposit(Q, T, t)`` add its power density [W/m^3] at time ``t`` into ``Q``
+  ``advance(T, t)``    with ``scaled``: the power [W] whose heating is
+                       ``power * unit_heating`` (an RF probe between potential solves)
+  ``held(t)``          voxels held at a temperature at time ``t`` (a probe wall)
+  ``state()``          its own state for a checkpoint, arrays included
+  ``restore(state)``   continue from a checkpoint
+  ``telemetry()``      numbers for each sample of the time series
+  ``timing()``         where its own time went, for the report
+  ===================  ===============================================================
+
+``t`` is always the time since the start of the source's phase [s]. A source whose
+heating depends on neither time nor temperature sets ``static = True`` and is deposited
+once per phase.
+
+Validation happens once, in the description's ``__post_init__``, from the rules declared
+on its fields with :func:`param` (scenario key, unit, range, choices) plus the source's
+own cross-field checks; a problem names the scenario key and the value in the file's
+unit. :meth:`Source.read` only parses types, so a scenario's messages carry the key path
+(``phase[0].source[0].power_W: must be > 0, got -5``).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import math
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
+
+from ..errors import ScenarioError, suggest
+from ..reader import MISSING, Table, raise_problems
 
 if TYPE_CHECKING:
     from ..model import Model
 
-__all__ = ["FORBIDDEN_PROBE_TISSUES", "BoundSource", "HeatSource", "HeldTemperature"]
+__all__ = [
+    "FORBIDDEN_PROBE_TISSUES",
+    "BoundSource",
+    "HeldTemperature",
+    "MaterialChange",
+    "Needle",
+    "Param",
+    "Source",
+    "check_params",
+    "needle_problems",
+    "param",
+]
 
 #: Tissues a needle or electrode must never sit in: the neural structures and the CSF
-#: around them (checked for every probe tip, and for RF electrodes over their volume).
+#: around them (checked for every needle tip, and for RF electrodes over their volume).
 FORBIDDEN_PROBE_TISSUES = ("spinal_cord", "nerve", "csf")
 
 
+# -- what bound sources hand to the time loop ---------------------------------------------
 @dataclass(frozen=True)
 class HeldTemperature:
     """Voxels held at a prescribed temperature (e.g. a probe wall).
@@ -44,50 +90,349 @@ class HeldTemperature:
     temperature_C: np.ndarray
 
 
-@runtime_checkable
-class BoundSource(Protocol):
-    """A source checked against a model, with its fields precomputed."""
+@dataclass(frozen=True)
+class MaterialChange:
+    """Voxels that become another material when the source's phase starts.
 
-    name: str
-    static: bool
+    From then on, for the rest of the run, they are a structure ``structure`` made of
+    library tissue ``tissue`` (its properties, its perfusion and damage model), starting
+    at ``temperature_C`` (None: they keep their temperature).
+
+    Attributes
+    ----------
+    index : ndarray of int64
+        Flat indices into the interior grid (C order).
+    tissue : str
+        A tissue of the model's library, e.g. ``"pmma_cement"``.
+    structure : str
+        The name the new structure has in the model and the report, e.g. ``"cement"``.
+    temperature_C : float or None
+        Their temperature when the phase starts [°C].
+    """
+
+    index: np.ndarray
+    tissue: str
+    structure: str
+    temperature_C: float | None = None
+
+
+@dataclass(frozen=True)
+class Needle:
+    """A straight needle: distal ``tip`` [m], unit ``direction`` (skin to tip),
+    ``diameter`` [m]. Used to check that no tip sits in a nerve and to draw probes."""
+
+    tip: tuple[float, float, float]
+    direction: tuple[float, float, float] | None = None
+    diameter: float | None = None
+
+
+def needle_problems(needles, model: Model) -> list[tuple[str, str]]:
+    """Needle tips outside the grid, or in the cord, a nerve or CSF: ``(key, message)``
+    problems, the first needle's under ``tip_mm``, further ones under
+    ``more_probes[i].tip_mm``."""
+    grid = model.grid
+    out = []
+    for n, needle in enumerate(needles):
+        key = "tip_mm" if n == 0 else f"more_probes[{n - 1}].tip_mm"
+        where = [round(v * 1e3, 2) for v in needle.tip]
+        if not grid.contains(needle.tip):
+            out.append(
+                (key, f"{where} mm lies outside the grid ({grid.bounds_text()}); move the "
+                 "tip inside or enlarge [grid] extent_mm")
+            )  # fmt: skip
+            continue
+        structure = model.structures[model.labels[grid.world_to_index(needle.tip)]]
+        if structure.tissue in FORBIDDEN_PROBE_TISSUES:
+            what = structure.tissue
+            if structure.name != structure.tissue:
+                what += f" ({structure.name})"
+            out.append(
+                (key, f"{where} mm lies in {what}: a needle there would injure the neural "
+                 "structures; move tip_mm")
+            )  # fmt: skip
+    return out
+
+
+class BoundSource:
+    """A source checked against a model; the hooks the time loop calls.
+
+    Subclasses override what applies; the defaults describe a source that does nothing.
+    Set ``name`` (the description's) in ``__init__``.
+    """
+
+    name: str = "source"
+    #: The heating depends on neither time nor temperature: deposited once per phase.
+    static: bool = False
+    #: The heating is ``advance(T, t) * unit_heating``: the step kernel forms it on the
+    #: fly (no grid-sized ``Q`` rebuilt every step) when this is the phase's only
+    #: changing source.
+    scaled: bool = False
+    #: With ``scaled``: the heating per watt [1/m^3], interior shape, finite; read again
+    #: after every ``advance``.
+    unit_heating: np.ndarray | None = None
+
+    def material(self) -> MaterialChange | None:
+        """Voxels that become another material when the phase starts, or None."""
+        return None
 
     def deposit(self, Q: np.ndarray, T: np.ndarray, t: float) -> float:
-        """Add the power density [W/m^3] at time ``t`` [s] into ``Q`` (interior shape).
+        """Add the power density [W/m^3] at time ``t`` into ``Q`` (interior shape).
 
         ``T`` is the current temperature [°C] (interior view). Returns the power
-        deposited in tissue [W].
+        deposited in tissue [W] (negative for a source that draws heat).
         """
-        ...
+        return 0.0
 
-    def held(self) -> HeldTemperature | None:
-        """Voxels this source holds at a temperature, or None."""
-        ...
+    def advance(self, T: np.ndarray, t: float) -> float:
+        """With ``scaled``: step the source to ``t`` and return its power [W] (>= 0);
+        the heating is that power times ``unit_heating``."""
+        raise NotImplementedError(f"{type(self).__name__} is not a scaled source")
 
-    # Optional: ``state(self) -> dict`` and ``restore(self, state)`` -- a source with
-    # internal state (a generator's controller) returns it as JSON-able values for the
-    # checkpoint, and takes it back when a run resumes.
-    # Optional: ``telemetry(self) -> dict[str, float]`` -- quantities to log with every
-    # sample of the time series (e.g. ``{"impedance_ohm": 82.0, "tip_C": 69.8}``); the
-    # simulation writes them to timeseries.csv as ``<source name>_<key>``.
-    # Optional: ``advance(self, T, t) -> float`` and ``unit_heating`` -- for a source whose
-    # heating is its power times a map that changes only now and then (an RF probe
-    # between potential solves): ``advance`` does what ``deposit`` does except adding
-    # the heating into ``Q``, and returns the power [W] (>= 0); ``unit_heating`` (a
-    # finite array of the interior shape, read again after every ``advance``) is the
-    # heating per watt [1/m^3]. When such a source is the only one that changes during a
-    # phase, the simulation hands map and power to the step kernel, which forms the
-    # heating on the fly instead of rebuilding a grid-sized ``Q`` every step.
-    # Optional: ``timing(self) -> dict`` -- where the source's own time went, e.g.
-    # ``{"what": "potential solves", "count": 81, "seconds": 12.3}``; the report's
-    # timing line names it.
+    def held(self, t: float) -> HeldTemperature | None:
+        """Voxels held at a temperature at time ``t``, or None.
+
+        The loop asks every step; returning the same object as last time tells it that
+        nothing changed (no re-indexing).
+        """
+        return None
+
+    def state(self) -> dict[str, Any]:
+        """Its own state for a checkpoint: JSON-able values or numpy arrays."""
+        return {}
+
+    def restore(self, state: Mapping[str, Any]) -> None:
+        """Continue from what :meth:`state` returned (arrays come back as arrays)."""
+        if state:
+            raise ScenarioError(
+                f"source {self.name!r} cannot restore checkpoint state {sorted(state)}"
+            )
+
+    def telemetry(self) -> dict[str, float]:
+        """Numbers logged with every sample, written as ``<name>_<key>`` columns."""
+        return {}
+
+    def timing(self) -> dict[str, Any] | None:
+        """Where its own time went, e.g. ``{"what": "potential solves", "count": 81,
+        "seconds": 12.3}``; None when it has nothing to say."""
+        return None
 
 
-@runtime_checkable
-class HeatSource(Protocol):
-    """A heat source as the user describes it."""
+# -- declared parameters --------------------------------------------------------------------
+@dataclass(frozen=True)
+class Param:
+    """How a field of a source description is written in a scenario and checked.
+
+    ``key`` is the scenario key (``"tip_mm"``; a dotted key such as
+    ``"control.power_W"`` lives in a sub-table), ``scale`` converts the file's unit to SI
+    (1e-3 for ``_mm``). ``kind``: ``number``, ``vector`` (three numbers), ``direction``
+    (three numbers, not all zero; stored as a unit vector), ``string`` or ``bool``.
+    Ranges (``gt``, ``min``, ``max``) are in the file's unit; ``choices`` lists the
+    allowed strings, or the allowed numbers (in the file's unit).
+    """
+
+    key: str
+    kind: str = "number"
+    scale: float = 1.0
+    gt: float | None = None
+    min: float | None = None
+    max: float | None = None
+    choices: tuple | None = None
+    hint: str = ""
+
+
+def param(key: str, default: Any = MISSING, **kw) -> Any:
+    """A dataclass field read from scenario key ``key`` and checked by :class:`Param`."""
+    md = {"param": Param(key, **kw)}
+    if default is MISSING:
+        return dataclasses.field(metadata=md)
+    return dataclasses.field(default=default, metadata=md)
+
+
+def _params(cls) -> list[tuple[str, Param, bool]]:
+    """(field name, Param, required) of the declared fields."""
+    out = []
+    for f in dataclasses.fields(cls):
+        p = f.metadata.get("param")
+        if p is not None:
+            required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+            out.append((f.name, p, required))
+    return out
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, int | float | np.integer | np.floating) and not isinstance(v, bool)
+
+
+def _check_one(p: Param, v) -> tuple[Any, str | None]:
+    """The value normalised (SI), or a problem in the file's unit."""
+    if p.kind == "bool":
+        return (v, None) if isinstance(v, bool) else (v, f"must be true or false, got {v!r}")
+    if p.kind == "string":
+        if not isinstance(v, str):
+            return v, f"must be a string, got {v!r}"
+        if p.choices is not None and v not in p.choices:
+            return v, f"{v!r} is not one of {list(p.choices)}" + suggest(v, p.choices)
+        return v, None
+    if p.kind in ("vector", "direction"):
+        try:
+            arr = np.asarray(v, dtype=float)
+        except (TypeError, ValueError):
+            arr = None
+        if arr is None or arr.shape != (3,) or not np.all(np.isfinite(arr)):
+            return v, f"must be three finite numbers, got {v!r}"
+        if p.kind == "direction":
+            n = float(np.linalg.norm(arr))
+            if n == 0:
+                return v, "must not be all zeros (it is a direction), e.g. [0, 1, 0]"
+            arr = arr / n
+        return tuple(float(x) for x in arr), None
+    if not _is_number(v) or not math.isfinite(float(v)):
+        return v, f"must be a finite number, got {v!r}{p.hint}"
+    x = float(v) / p.scale  # in the file's unit
+    if p.choices is not None and x not in p.choices:
+        return v, f"must be one of {', '.join(f'{c:g}' for c in p.choices)}{p.hint}, got {x:g}"
+    for bound, ok, word in (
+        (p.gt, lambda b: x > b, ">"),
+        (p.min, lambda b: x >= b, ">="),
+        (p.max, lambda b: x <= b, "<="),
+    ):
+        if bound is not None and not ok(bound):
+            return v, f"must be {word} {bound:g}, got {x:g}{p.hint}"
+    return float(v), None
+
+
+def check_params(obj) -> list[tuple[str, str]]:
+    """Check and normalise the declared fields of a frozen dataclass in place.
+
+    Returns ``(key, message)`` problems; a required field left None is one ("is
+    required"), an optional one left None is skipped.
+    """
+    problems = []
+    for name, p, required in _params(type(obj)):
+        v = getattr(obj, name)
+        if v is None:
+            if required:
+                problems.append((p.key, "is required" + p.hint))
+            continue
+        value, bad = _check_one(p, v)
+        if bad:
+            problems.append((p.key, bad))
+        else:
+            object.__setattr__(obj, name, value)
+    return problems
+
+
+def read_params(cls, table: Table) -> dict[str, Any]:
+    """The declared fields' values from a scenario table, types parsed, units converted
+    to SI; ranges and choices are left to the description's own check. Absent optional
+    keys are left out (the field's default applies); absent required keys are problems.
+    """
+    kw = {}
+    subtables: dict[str, Table | None] = {}
+    for name, p, required in _params(cls):
+        tab, key = table, p.key
+        if "." in p.key:
+            sub, key = p.key.split(".", 1)
+            if sub not in subtables:
+                subtables[sub] = table.table(sub)
+            tab = subtables[sub]
+            if tab is None:
+                continue  # the source says what the missing table must hold
+        if not tab.has(key):
+            tab.used.add(key)
+            if required:
+                tab.error(key, "is required" + p.hint)
+            continue
+        if p.kind == "number":
+            v = tab.number(key, scale=p.scale, hint=p.hint)
+        elif p.kind in ("vector", "direction"):
+            v = tab.vector(key, scale=p.scale, nonzero=p.kind == "direction")
+        elif p.kind == "bool":
+            v = tab.boolean(key)
+        else:
+            v = tab.string(key)
+        if v is not None:
+            kw[name] = v
+    for sub in subtables.values():
+        if sub is not None:
+            sub.finish()
+    return kw
+
+
+# -- the description --------------------------------------------------------------------
+class Source(ABC):
+    """A heat source as the user describes it (subclass as a frozen, keyword-only
+    dataclass and decorate with :func:`ablasim.sources.register`)."""
+
+    #: The scenario's ``kind = "..."``.
+    kind: ClassVar[str]
+    #: One line for ``ablasim run --help``: what it is.
+    summary: ClassVar[str]
+    #: The keys it reads, for ``ablasim run --help`` (lines of at most 70 characters).
+    keys_help: ClassVar[str]
+    #: Keys its ``read`` handles beyond the declared fields.
+    extra_keys: ClassVar[tuple[str, ...]] = ()
 
     name: str
 
+    # -- reading ----------------------------------------------------------------------
+    @classmethod
+    def read(cls, table: Table, *, name: str) -> Source | None:
+        """The source from its ``[[phase.source]]`` table, or None with every problem
+        recorded in ``table.errors`` under its key path. ``name`` is the default name."""
+        start = len(table.errors)
+        kw = read_params(cls, table)
+        kw.setdefault("name", name)
+        kw.update(cls.read_extra(table))
+        table.finish(known=("kind", *cls.extra_keys))
+        if len(table.errors) > start:
+            return None
+        try:
+            return cls(**kw)
+        except ScenarioError as exc:
+            table.add_problems(exc)
+            return None
+
+    @classmethod
+    def read_extra(cls, table: Table) -> dict[str, Any]:
+        """Fields read otherwise than by :func:`param` (files, lists of tables)."""
+        return {}
+
+    def check(self) -> None:
+        """Validate and normalise the declared fields and :meth:`problems`; raise one
+        :class:`ScenarioError` listing every problem. Call from ``__post_init__``."""
+        problems = check_params(self)
+        if not problems:
+            problems = self.problems()
+        raise_problems(problems, f"source {self.name!r}")
+
+    def problems(self) -> list[tuple[str, str]]:
+        """Cross-field checks, run once the declared fields are valid:
+        ``(scenario key, message)`` pairs."""
+        return []
+
+    # -- binding ----------------------------------------------------------------------
+    @abstractmethod
     def bind(self, model: Model) -> BoundSource:
         """Validate against ``model`` and precompute; raise ScenarioError on bad input."""
-        ...
+
+    # -- what the rest of the package asks ---------------------------------------------
+    def needles(self) -> tuple[Needle, ...]:
+        """Its needles (none for a source without a probe)."""
+        return ()
+
+    def location(self, model: Model) -> tuple[float, float, float] | None:
+        """The point the treatment centres on [m] (slice pictures go through it): the
+        first needle's tip by default."""
+        n = self.needles()
+        return n[0].tip if n else None
+
+    def assumptions(self) -> list[str]:
+        """Sentences the report states when this source ran."""
+        return []
+
+    @classmethod
+    def compile_ahead(cls) -> None:
+        """Compile the numba kernels this kind needs (for ``ablasim compile``), as a
+        simulation calls them. Default: none beyond the step's."""
+        return None

@@ -58,17 +58,19 @@ map is re-weighted voxel by voxel by the conductivity factor and rescaled.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numba as nb
 import numpy as np
 
-from ..errors import ScenarioError, suggest
-from ..solvers._jit import jit
-from .base import HeldTemperature
+from ..errors import ScenarioError
+from ..fileio import load_volume
+from ..reader import Table, raise_problems
+from ..solvers import jit
+from .base import BoundSource, Needle, Source, needle_problems, param
+from .registry import register
+from .warmup import heat_twice, small_model
 
 if TYPE_CHECKING:
     from ..model import Model
@@ -76,9 +78,9 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_EFFICIENCY",
     "FREQUENCIES_MHZ",
+    "BoundMicrowave",
     "MicrowaveSource",
     "attenuation_constant",
-    "from_scenario",
     "mita_factors",
 ]
 
@@ -237,59 +239,10 @@ def _line_source(tip, u, length, spacing) -> tuple[np.ndarray, np.ndarray]:
     return np.ascontiguousarray(pts), w / w.sum()
 
 
-# -- validation helpers -------------------------------------------------------------------
-def _number(value, what: str, *, fix: str, gt: float | None = 0.0, le: float | None = None):
-    if isinstance(value, bool):
-        raise ScenarioError(f"{what} must be a number, got {value!r}; {fix}")
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise ScenarioError(f"{what} must be a number, got {value!r}; {fix}") from None
-    if not math.isfinite(v) or (gt is not None and v <= gt) or (le is not None and v > le):
-        bound = f"> {gt:g}" if le is None else f"in ({gt:g}, {le:g}]"
-        raise ScenarioError(f"{what} must be a finite number {bound}, got {value!r}; {fix}")
-    return v
-
-
-def _vector(value, what: str, *, fix: str, nonzero: bool = False) -> tuple[float, ...]:
-    try:
-        v = np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError):
-        v = np.full(1, np.nan)
-    if v.shape != (3,) or not np.all(np.isfinite(v)) or (nonzero and not np.any(v)):
-        cond = "three finite numbers, not all zero" if nonzero else "three finite numbers"
-        raise ScenarioError(f"{what} must be {cond}, got {value!r}; {fix}")
-    return tuple(float(x) for x in v)
-
-
-def _check_map(sar, what: str, shape=None) -> np.ndarray:
-    try:
-        m = np.asarray(sar, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise ScenarioError(
-            f"{what} must be an array of numbers, got {type(sar).__name__}"
-        ) from None
-    if m.ndim != 3:
-        raise ScenarioError(f"{what} must be a 3D array of the grid's shape, got shape {m.shape}")
-    if shape is not None and m.shape != tuple(shape):
-        raise ScenarioError(
-            f"{what} has shape {m.shape} but the grid is {tuple(shape)}; resample the SAR map "
-            "to the simulation grid"
-        )
-    if not np.all(np.isfinite(m)):
-        raise ScenarioError(f"{what} holds NaN or infinite values; fix the map file")
-    if np.any(m < 0):
-        raise ScenarioError(
-            f"{what} must be non-negative (a SAR), its minimum is {m.min():g}; fix the map file"
-        )
-    if not np.any(m > 0):
-        raise ScenarioError(f"{what} is zero everywhere; it would deposit no power")
-    return m
-
-
 # -- the source ---------------------------------------------------------------------------
-@dataclass(frozen=True, eq=False)
-class MicrowaveSource:
+@register
+@dataclass(frozen=True, kw_only=True, eq=False)
+class MicrowaveSource(Source):
     """An interstitial microwave antenna delivering a constant power.
 
     Parameters
@@ -299,7 +252,7 @@ class MicrowaveSource:
     direction : tuple of 3 float, optional
         The way the needle points, from the skin towards the tip (any length).
         Required unless ``sar_map`` is given.
-    power : float
+    power_W : float
         Generator power [W] (> 0), constant during the phase.
     active_length : float
         Length of the radiating section [m] (> 0), default 20 mm.
@@ -309,97 +262,139 @@ class MicrowaveSource:
     frequency_MHz : float
         915 or 2450 [MHz]; selects the tissues' ε_r and σ (physics.md §1.2).
     efficiency : float
-        Fraction of ``power`` absorbed by tissue, in (0, 1]; default 0.8 [U] (cable loss
-        and reflection). The source deposits ``efficiency * power`` [W].
+        Fraction of ``power_W`` absorbed by tissue, in (0, 1]; default 0.8 [U] (cable
+        loss and reflection). The source deposits ``efficiency * power_W`` [W].
     sar_map : ndarray, optional
-        A non-negative SAR (or power density) field of the grid's shape from the user's
-        EM solver; only its shape matters, it is scaled to ``efficiency * power``.
+        The specific absorption rate [W/kg] of the user's EM solver on the grid (the unit
+        EM solvers write): the power density is ``SAR × ρ`` voxel by voxel (ρ the
+        tissue's density), scaled to ``efficiency * power_W``.
     temperature_dependent : bool
         Follow the fall of ε_r and σ with temperature (module docstring); the bound
         source is then not static.
     name : str
         Name in reports and telemetry.
 
-    Notes
-    -----
-    The SAR model and its assumptions are described in the module docstring
-    (:mod:`ablasim.sources.microwave`).
-
     Examples
     --------
-    >>> src = MicrowaveSource((0, 0.005, 0), (0, 1, 0), 40.0, frequency_MHz=2450)
+    >>> src = MicrowaveSource(tip=(0, 0.005, 0), direction=(0, 1, 0), power_W=40.0)
     >>> src.absorbed_power
     32.0
     """
 
-    tip: tuple[float, float, float] | None
-    direction: tuple[float, float, float] | None
-    power: float
-    active_length: float = DEFAULT_ACTIVE_LENGTH
-    diameter: float = DEFAULT_DIAMETER
-    frequency_MHz: float = 2450.0
-    efficiency: float = DEFAULT_EFFICIENCY
+    kind = "microwave"
+    summary = "an interstitial antenna (SAR surrogate) or a SAR map"
+    keys_help = (
+        "tip_mm, direction, active_length_mm, frequency_MHz = 915 | 2450,\n"
+        "power_W, efficiency, temperature_dependent; or\n"
+        "sar_map = FILE (SAR in W/kg, .npy/.nii, on the grid)"
+    )
+    extra_keys = ("sar_map",)
+
+    tip: tuple[float, float, float] | None = param("tip_mm", None, kind="vector", scale=1e-3)
+    direction: tuple[float, float, float] | None = param("direction", None, kind="direction")
+    power_W: float = param("power_W", gt=0, hint="; e.g. power_W = 40")
+    active_length: float = param(
+        "active_length_mm",
+        DEFAULT_ACTIVE_LENGTH,
+        scale=1e-3,
+        gt=0,
+        hint="; a zero active length radiates nothing, e.g. active_length_mm = 20",
+    )
+    diameter: float = param("diameter_mm", DEFAULT_DIAMETER, scale=1e-3, gt=0)
+    frequency_MHz: float = param(
+        "frequency_MHz",
+        2450.0,
+        choices=FREQUENCIES_MHZ,
+        hint=" (the frequencies with tissue dielectric data)",
+    )
+    efficiency: float = param(
+        "efficiency",
+        DEFAULT_EFFICIENCY,
+        gt=0,
+        max=1,
+        hint=f"; the fraction of the power reaching tissue, default {DEFAULT_EFFICIENCY}",
+    )
     sar_map: np.ndarray | None = field(default=None, repr=False)
-    temperature_dependent: bool = False
-    name: str = "microwave"
+    temperature_dependent: bool = param("temperature_dependent", False, kind="bool")
+    name: str = param("name", "microwave", kind="string")
 
     def __post_init__(self) -> None:
-        label = f"source {self.name!r}"
-        power = _number(self.power, f"{label} power", fix="e.g. power_W = 40")
-        length = _number(
-            self.active_length,
-            f"{label} active_length",
-            fix="a zero active length radiates nothing; e.g. active_length_mm = 20",
-        )
-        dia = _number(self.diameter, f"{label} diameter", fix="e.g. diameter_mm = 2.4")
-        eff = _number(
-            self.efficiency,
-            f"{label} efficiency",
-            le=1.0,
-            fix=f"the fraction of the power reaching tissue, default {DEFAULT_EFFICIENCY}",
-        )
-        try:
-            f = float(self.frequency_MHz)
-        except (TypeError, ValueError):
-            f = math.nan
-        if f not in FREQUENCIES_MHZ:
-            raise ScenarioError(
-                f"{label} frequency_MHz must be 915 or 2450 (the frequencies with tissue "
-                f"dielectric data), got {self.frequency_MHz!r}"
-            )
+        self.check()
+
+    def problems(self) -> list[tuple[str, str]]:
+        out = []
         if self.sar_map is not None:
-            object.__setattr__(self, "sar_map", _check_map(self.sar_map, f"{label} sar_map"))
+            bad = _map_problem(self.sar_map)
+            if bad:
+                out.append(("sar_map", bad))
+            else:
+                object.__setattr__(self, "sar_map", np.asarray(self.sar_map, dtype=np.float64))
         else:
-            for key in ("tip", "direction"):
-                if getattr(self, key) is None:
-                    raise ScenarioError(
-                        f"{label} needs a {key} (or a sar_map); e.g. tip_mm = [0, 5, 0], "
-                        "direction = [0, 1, 0]"
-                    )
+            for key, v in (("tip_mm", self.tip), ("direction", self.direction)):
+                if v is None:
+                    out.append(
+                        (key, "is required (or give sar_map = FILE); e.g. tip_mm = [0, 5, 0], "
+                         "direction = [0, 1, 0]")
+                    )  # fmt: skip
+        return out
+
+    @classmethod
+    def read_extra(cls, table: Table) -> dict[str, Any]:
+        path = table.file("sar_map", None)
+        if path is None:
+            return {}
+        try:
+            return {"sar_map": load_volume(path)}
+        except ScenarioError as exc:
+            table.error("sar_map", str(exc))
+            return {}
+
+    def needles(self) -> tuple[Needle, ...]:
+        if self.tip is None:
+            return ()
+        return (Needle(self.tip, self.direction, self.diameter),)
+
+    def location(self, model: Model):
         if self.tip is not None:
-            object.__setattr__(
-                self, "tip", _vector(self.tip, f"{label} tip", fix="e.g. tip_mm = [0, 5, 0]")
-            )
-        if self.direction is not None:
-            d = np.asarray(
-                _vector(
-                    self.direction,
-                    f"{label} direction",
-                    nonzero=True,
-                    fix="e.g. direction = [0, 1, 0]",
-                )
-            )
-            object.__setattr__(self, "direction", tuple(float(v) for v in d / np.linalg.norm(d)))
-        for key, v in (("power", power), ("active_length", length), ("diameter", dia)):
-            object.__setattr__(self, key, v)
-        object.__setattr__(self, "efficiency", eff)
-        object.__setattr__(self, "frequency_MHz", f)
-        object.__setattr__(self, "temperature_dependent", bool(self.temperature_dependent))
+            return self.tip
+        idx = np.unravel_index(np.argmax(self.sar_map), model.grid.shape)
+        return tuple(float(v) for v in model.grid.index_to_world(idx))
+
+    def assumptions(self) -> list[str]:
+        drying = (
+            "ε_r and σ fall as tissue heats and dries (a liver sigmoid scaled by water content)"
+            if self.temperature_dependent
+            else "no change of the SAR as tissue dries"
+        )
+        if self.sar_map is not None:
+            return [
+                "Microwave: the SAR comes from the given map [W/kg] times each voxel's "
+                f"density, scaled to the absorbed power; {drying}; no antenna cooling."
+            ]
+        return [
+            "Microwave: the SAR comes from a surrogate antenna model (a line of radiators "
+            "with exponential attenuation through each tissue's dielectric properties and "
+            "a tear-drop weighting), not a Maxwell solve: no wavelength effects, no "
+            f"reflection at tissue interfaces, {drying}, no antenna cooling, so "
+            "temperatures next to the antenna are overestimated."
+        ]
+
+    @classmethod
+    def compile_ahead(cls) -> None:
+        model = small_model()
+        src = cls(
+            tip=(0.0, 0.0, 4e-3),
+            direction=(0, 0, 1),
+            power_W=10.0,
+            active_length=8e-3,
+            temperature_dependent=True,
+        )
+        heat_twice(src.bind(model), model)
 
     @property
     def absorbed_power(self) -> float:
         """Power deposited in tissue, ``efficiency * power`` [W]."""
-        return self.efficiency * self.power
+        return self.efficiency * self.power_W
 
     # -- binding ------------------------------------------------------------------------
     def dielectric(self, model: Model, T=None) -> tuple[np.ndarray, np.ndarray]:
@@ -441,7 +436,7 @@ class MicrowaveSource:
         _sar_kernel(alpha, np.asarray(grid.origin), h, pts, wts, a * a, MAX_PATH_SAMPLES, out)
         return out
 
-    def bind(self, model: Model) -> _BoundMicrowave:
+    def bind(self, model: Model) -> BoundMicrowave:
         """Check against ``model`` and compute the power density [W/m^3].
 
         Raises
@@ -451,21 +446,33 @@ class MicrowaveSource:
             lacks dielectric data at the frequency.
         """
         grid = model.grid
-        label = f"source {self.name!r}"
-        if self.tip is not None:
-            grid.world_to_index(self.tip, name=f"{label} tip")
+        raise_problems(needle_problems(self.needles(), model), f"source {self.name!r}")
         if self.sar_map is not None:
-            base = _check_map(self.sar_map, f"{label} sar_map", grid.shape)
+            if self.sar_map.shape != grid.shape:
+                raise_problems(
+                    [
+                        (
+                            "sar_map",
+                            f"has shape {self.sar_map.shape} but the grid is {grid.shape}; "
+                            "resample the SAR map to the simulation grid",
+                        )
+                    ],
+                    f"source {self.name!r}",
+                )
+            # W/kg -> W/m^3: bone and fat absorb per kilogram, not per voxel
+            base = self.sar_map * model.field("density_kg_m3")
             captured = 1.0
         else:
             base = self.raw_sar(model)
             captured = float(base.sum()) * grid.voxel_volume
             if not captured > 0:
-                raise ScenarioError(f"{label}: the antenna deposits no power on the grid")
-        return _BoundMicrowave(self, model, base, captured)
+                raise ScenarioError(
+                    f"source {self.name!r}: the antenna deposits no power on the grid"
+                )
+        return BoundMicrowave(self, model, base, captured)
 
 
-class _BoundMicrowave:
+class BoundMicrowave(BoundSource):
     """A microwave source bound to a model (see :class:`MicrowaveSource`)."""
 
     def __init__(self, src: MicrowaveSource, model: Model, base: np.ndarray, captured: float):
@@ -507,9 +514,6 @@ class _BoundMicrowave:
         Q += self.q
         return self.power
 
-    def held(self) -> HeldTemperature | None:
-        return None
-
     def telemetry(self) -> dict[str, float]:
         """``absorbed_W`` and, if temperature dependent, ``sar_updates`` so far."""
         out = {"absorbed_W": self.power}
@@ -518,148 +522,18 @@ class _BoundMicrowave:
         return out
 
 
-# -- scenario files -----------------------------------------------------------------------
-_SCENARIO_KEYS = (
-    "kind",
-    "name",
-    "tip_mm",
-    "direction",
-    "active_length_mm",
-    "diameter_mm",
-    "frequency_MHz",
-    "power_W",
-    "efficiency",
-    "sar_map",
-    "temperature_dependent",
-)
-
-
-def _load_map(path: Path) -> np.ndarray:
-    """A map from .npy (no pickle) or NIfTI (.nii, .nii.gz)."""
-    if not path.exists():
-        raise FileNotFoundError(f"file {str(path)!r} not found; check the path")
-    if path.suffix == ".npy":
-        return np.load(path, allow_pickle=False).astype(np.float64)
-    if path.name.endswith((".nii", ".nii.gz")):
-        import nibabel as nib
-
-        return np.asarray(nib.load(str(path)).dataobj, dtype=np.float64)
-    raise ValueError(f"file {str(path)!r}: unsupported format; use .npy or .nii / .nii.gz")
-
-
-def from_scenario(
-    table: Mapping[str, Any], *, path: str, base_dir: Path, grid_shape=None
-) -> MicrowaveSource:
-    """A :class:`MicrowaveSource` from a raw ``[[phase.source]]`` table of a scenario.
-
-    Keys: ``tip_mm``, ``direction`` (both required unless ``sar_map`` is given),
-    ``active_length_mm`` (default 20), ``diameter_mm`` (default 2.4),
-    ``frequency_MHz`` (915 or 2450, default 2450), ``power_W`` (required),
-    ``efficiency`` (default 0.8), ``sar_map`` (a .npy or NIfTI file, relative to
-    ``base_dir``), ``temperature_dependent`` (default false), ``name``, ``kind``.
-
-    Raises
-    ------
-    ScenarioError
-        Listing every problem, each as ``"{path}.{key}: ..."`` with the value and the fix;
-        unknown keys get the closest known one.
-    """
-    errors: list[str] = []
-    if not isinstance(table, Mapping):
-        raise ScenarioError(f"{path}: must be a table, got {table!r}")
-
-    def err(key: str, msg: str) -> None:
-        errors.append(f"{path}.{key}: {msg}")
-
-    for key in table:
-        if key not in _SCENARIO_KEYS:
-            err(key, "unknown key" + suggest(str(key), _SCENARIO_KEYS))
-
-    def get(key, conv, default=None, *, fix=""):
-        if key not in table:
-            return default
-        v = table[key]
-        try:
-            return conv(v)
-        except (ScenarioError, TypeError, ValueError) as exc:
-            msg = str(exc)
-            msg = msg[len("value ") :] if msg.startswith("value ") else msg + fix
-            err(key, msg if "got " in msg else f"{msg}, got {v!r}")
-            return None
-
-    def num(gt=0.0, le=None, fix=""):
-        return lambda v: _number(v, "value", gt=gt, le=le, fix=fix)
-
-    name = get("name", lambda v: v if isinstance(v, str) else _bad("a string"), "microwave")
-    tip = get("tip_mm", lambda v: _vector(v, "value", fix="e.g. tip_mm = [0, 5, 0]"))
-    direction = get(
-        "direction",
-        lambda v: _vector(v, "value", nonzero=True, fix="e.g. direction = [0, 1, 0]"),
-    )
-    length = get(
-        "active_length_mm",
-        num(fix="a zero active length radiates nothing; e.g. active_length_mm = 20"),
-        DEFAULT_ACTIVE_LENGTH * 1e3,
-    )
-    dia = get("diameter_mm", num(fix="e.g. diameter_mm = 2.4"), DEFAULT_DIAMETER * 1e3)
-    power = get("power_W", num(fix="the power must be positive, e.g. power_W = 40"))
-    if "power_W" not in table:
-        err("power_W", "is required; e.g. power_W = 40")
-    eff = get(
-        "efficiency",
-        num(le=1.0, fix=f"the fraction reaching tissue, default {DEFAULT_EFFICIENCY}"),
-        DEFAULT_EFFICIENCY,
-    )
-    freq = get("frequency_MHz", _frequency, 2450.0)
-    tdep = get(
-        "temperature_dependent",
-        lambda v: v if isinstance(v, bool) else _bad("true or false"),
-        False,
-    )
-    sar = None
-    if "sar_map" in table:
-        v = table["sar_map"]
-        if not isinstance(v, str):
-            err("sar_map", f"must be a file name (string), got {v!r}")
-        else:
-            p = Path(v)
-            if not p.is_absolute():
-                p = Path(base_dir) / p
-            try:
-                sar = _check_map(_load_map(p), "map", grid_shape)
-            except ScenarioError as exc:
-                err("sar_map", f"{v!r}: {exc}")
-            except Exception as exc:  # any reader failure is a bad file, said in one line
-                err("sar_map", f"cannot read {v!r}: {exc}")
-    else:
-        for key in ("tip_mm", "direction"):
-            if key not in table:
-                err(
-                    key,
-                    "is required (or give sar_map = FILE); e.g. tip_mm = [0, 5, 0], "
-                    "direction = [0, 1, 0]",
-                )
-    if errors:
-        raise ScenarioError("\n".join(errors))
-    return MicrowaveSource(
-        tip=None if tip is None else tuple(x * 1e-3 for x in tip),
-        direction=direction,
-        power=power,
-        active_length=length * 1e-3,
-        diameter=dia * 1e-3,
-        frequency_MHz=freq,
-        efficiency=eff,
-        sar_map=sar,
-        temperature_dependent=tdep,
-        name=name,
-    )
-
-
-def _bad(what: str):
-    raise ValueError(f"must be {what}")
-
-
-def _frequency(v) -> float:
-    if isinstance(v, bool) or not isinstance(v, int | float) or float(v) not in FREQUENCIES_MHZ:
-        raise ValueError("frequency_MHz must be 915 or 2450 (the frequencies with tissue data)")
-    return float(v)
+def _map_problem(sar) -> str | None:
+    """What is wrong with a SAR map, or None."""
+    try:
+        m = np.asarray(sar, dtype=np.float64)
+    except (TypeError, ValueError):
+        return f"must be an array of numbers, got {type(sar).__name__}"
+    if m.ndim != 3:
+        return f"must be a 3D array of the grid's shape, got shape {m.shape}"
+    if not np.all(np.isfinite(m)):
+        return "holds NaN or infinite values; fix the map file"
+    if np.any(m < 0):
+        return f"must be non-negative (a SAR), its minimum is {m.min():g}; fix the map file"
+    if not np.any(m > 0):
+        return "is zero everywhere; it would deposit no power"
+    return None

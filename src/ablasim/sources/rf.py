@@ -51,16 +51,15 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..errors import ScenarioError, suggest
+from ..errors import ScenarioError
+from ..reader import Table, raise_problems
 from ..sensors import trilinear_weights
-from ..solvers._jit import jit, prange
-from ..solvers.boundary import FACE_NAMES
+from ..solvers import FACE_NAMES, jit, prange
 from ..solvers.potential import (
     SIGMA_VAP_FRACTION,
     PotentialSystem,
@@ -68,12 +67,22 @@ from ..solvers.potential import (
     max_relative_change,
     weighted_relative_change,
 )
-from .base import FORBIDDEN_PROBE_TISSUES, HeldTemperature
+from .base import (
+    FORBIDDEN_PROBE_TISSUES,
+    BoundSource,
+    HeldTemperature,
+    Needle,
+    Source,
+    needle_problems,
+    param,
+)
+from .registry import register
+from .warmup import heat_twice, small_model
 
 if TYPE_CHECKING:
     from ..model import Model
 
-__all__ = ["BODY_TEMPERATURE_C", "IMPEDANCE_PAUSE_S", "BoundRF", "RFSource", "from_scenario"]
+__all__ = ["BODY_TEMPERATURE_C", "IMPEDANCE_PAUSE_S", "BoundRF", "RFSource"]
 
 #: Set-points at or below this are refused (a heating generator cannot hold them) [°C].
 BODY_TEMPERATURE_C = 37.0
@@ -81,48 +90,15 @@ BODY_TEMPERATURE_C = 37.0
 IMPEDANCE_PAUSE_S = 15.0
 _MODES = ("monopolar", "bipolar")
 _CONTROLS = ("power", "temperature")
+_CONTROL_EXAMPLE = (
+    'a table such as { kind = "temperature", target_C = 70, max_power_W = 20 } or '
+    '{ kind = "power", power_W = 20 }'
+)
 
 
-def _num(value, what: str, *, gt: float | None = None, ge: float | None = None) -> float:
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise ScenarioError(f"{what} must be a number, got {value!r}") from None
-    if isinstance(value, bool) or not math.isfinite(v):
-        raise ScenarioError(f"{what} must be a finite number, got {value!r}")
-    if gt is not None and v <= gt:
-        raise ScenarioError(f"{what} must be > {gt:g}, got {value!r}")
-    if ge is not None and v < ge:
-        raise ScenarioError(f"{what} must be >= {ge:g}, got {value!r}")
-    return v
-
-
-def _vec(value, what: str, *, direction: bool = False) -> tuple[float, float, float]:
-    a = np.asarray(value, dtype=float) if _is_seq(value) else np.full(1, np.nan)
-    if a.shape != (3,) or not np.all(np.isfinite(a)):
-        raise ScenarioError(f"{what} must be three finite numbers, got {value!r}")
-    if direction:
-        n = float(np.linalg.norm(a))
-        if n == 0:
-            raise ScenarioError(
-                f"{what} must not be all zeros (it is a direction), got {value!r}; "
-                "e.g. direction = [0, 1, 0]"
-            )
-        a = a / n
-    return tuple(float(v) for v in a)
-
-
-def _is_seq(v) -> bool:
-    if isinstance(v, str | bytes):
-        return False
-    try:
-        return all(isinstance(x, int | float) and not isinstance(x, bool) for x in v)
-    except TypeError:
-        return False
-
-
-@dataclass(frozen=True)
-class RFSource:
+@register
+@dataclass(frozen=True, kw_only=True)
+class RFSource(Source):
     """An RF generator with one or more needle probes (positions and sizes in metres).
 
     Parameters
@@ -206,159 +182,184 @@ class RFSource:
     name : str
     """
 
-    tip: tuple[float, float, float]
-    direction: tuple[float, float, float]
-    active_length: float
-    diameter: float
-    mode: str = "monopolar"
-    gap: float = 0.0
-    cooled: bool = False
-    coolant_C: float = 20.0
-    control: str = "power"
-    power_W: float | None = None
-    target_C: float | None = None
-    max_power_W: float | None = None
-    max_voltage_V: float | None = None
-    kp_W_per_K: float = 0.5
-    ki_W_per_K_s: float = 0.05
-    sensor_offset: float | None = None
+    kind = "rf"
+    summary = "RF electrodes: the electric potential, Joule heat, the generator"
+    keys_help = (
+        "mode = monopolar | bipolar, tip_mm, direction, active_length_mm,\n"
+        "diameter_mm, gap_mm (bipolar), cooled, coolant_C,\n"
+        'control = { kind = "power", power_W } or\n'
+        '          { kind = "temperature", target_C, max_power_W },\n'
+        "more_probes = [{ tip_mm, direction }, ...]"
+    )
+    extra_keys = ("control", "ground", "more_probes")
+
+    tip: tuple[float, float, float] = param("tip_mm", kind="vector", scale=1e-3)
+    direction: tuple[float, float, float] = param("direction", kind="direction")
+    active_length: float = param(
+        "active_length_mm",
+        scale=1e-3,
+        gt=0,
+        hint="; a zero active length delivers no current, e.g. active_length_mm = 10",
+    )
+    diameter: float = param("diameter_mm", scale=1e-3, gt=0, hint="; e.g. 1.65 for 16 G")
+    mode: str = param("mode", "monopolar", kind="string", choices=_MODES)
+    gap: float | None = param("gap_mm", None, scale=1e-3, gt=0)
+    cooled: bool = param("cooled", False, kind="bool")
+    coolant_C: float = param("coolant_C", 20.0)
+    control: str = param("control.kind", "power", kind="string", choices=_CONTROLS)
+    power_W: float | None = param("control.power_W", None, gt=0)
+    target_C: float | None = param("control.target_C", None)
+    max_power_W: float | None = param("control.max_power_W", None, gt=0)
+    max_voltage_V: float | None = param("control.max_voltage_V", None, gt=0)
+    kp_W_per_K: float = param("control.kp_W_per_K", 0.5, min=0)
+    ki_W_per_K_s: float = param("control.ki_W_per_K_s", 0.05, min=0)
+    sensor_offset: float | None = param("sensor_offset_mm", None, scale=1e-3)
     ground: Any = "outer"
-    impedance_cutoff_ohm: float | None = None
-    impedance_rise: float | None = 2.0
-    pause_s: float = IMPEDANCE_PAUSE_S
+    impedance_cutoff_ohm: float | None = param("impedance_cutoff_ohm", None, gt=0)
+    impedance_rise: float | None = param("impedance_rise", 2.0, gt=1)
+    pause_s: float = param("pause_s", IMPEDANCE_PAUSE_S, gt=0)
     more_probes: tuple = ()
-    resolve_tolerance: float = 0.01
-    min_resolve_interval_s: float = 2.0
-    resolve_on: str = "power"
-    potential_margin: float | None = 0.03
-    name: str = "rf"
+    resolve_tolerance: float = param("resolve_tolerance", 0.01, gt=0)
+    min_resolve_interval_s: float = param("min_resolve_interval_s", 2.0, min=0)
+    resolve_on: str = param("resolve_on", "power", kind="string", choices=("power", "max"))
+    potential_margin: float | None = param("potential_margin_mm", 0.03, scale=1e-3, gt=0)
+    name: str = param("name", "rf", kind="string")
 
     def __post_init__(self) -> None:
-        n = f"source {self.name!r}"
-        set_ = object.__setattr__
-        set_(self, "tip", _vec(self.tip, f"{n} tip"))
-        set_(self, "direction", _vec(self.direction, f"{n} direction", direction=True))
-        if self.active_length == 0:
-            raise ScenarioError(
-                f"{n} active_length must be > 0 (a zero active length delivers no "
-                "current), got 0; e.g. active_length_mm = 10"
-            )
-        set_(self, "active_length", _num(self.active_length, f"{n} active_length", gt=0))
-        set_(self, "diameter", _num(self.diameter, f"{n} diameter", gt=0))
-        if self.mode not in _MODES:
-            raise ScenarioError(f"{n} mode {self.mode!r} is unknown{suggest(self.mode, _MODES)}")
-        set_(self, "gap", _num(self.gap, f"{n} gap", ge=0))
-        if self.mode == "bipolar" and self.gap <= 0:
-            raise ScenarioError(
-                f"{n}: a bipolar probe needs an insulated gap > 0 between its electrodes, "
-                f"got {self.gap!r}; e.g. gap_mm = 4 (Spinery 7 mm electrodes)"
-            )
-        set_(self, "coolant_C", _num(self.coolant_C, f"{n} coolant_C"))
-        if self.control not in _CONTROLS:
-            raise ScenarioError(
-                f"{n} control {self.control!r} is unknown{suggest(self.control, _CONTROLS)}"
-            )
-        if self.max_power_W is not None:
-            set_(
-                self,
-                "max_power_W",
-                _num(self.max_power_W, f"{n} max_power_W", gt=0),
+        self.check()
+
+    def problems(self) -> list[tuple[str, str]]:
+        out = []
+        if self.mode == "bipolar" and self.gap is None:
+            out.append(
+                ("gap_mm", "a bipolar probe needs an insulated gap > 0 between its "
+                 "electrodes; e.g. gap_mm = 4 (Spinery 7 mm electrodes)")
+            )  # fmt: skip
+        if self.mode == "monopolar" and self.gap is not None:
+            out.append(
+                ("gap_mm", 'only a bipolar probe has a gap; remove it or set mode = "bipolar"')
             )
         if self.control == "power":
             if self.power_W is None:
-                raise ScenarioError(f"{n}: power control needs power_W (> 0), e.g. power_W = 20")
-            set_(self, "power_W", _num(self.power_W, f"{n} power_W", gt=0))
-            if self.max_power_W is None:
-                set_(self, "max_power_W", self.power_W)
+                out.append(("control.power_W", "is required by power control, e.g. power_W = 20"))
+            elif self.max_power_W is None:
+                object.__setattr__(self, "max_power_W", self.power_W)
             elif self.power_W > self.max_power_W:
-                raise ScenarioError(
-                    f"{n}: power_W {self.power_W:g} exceeds max_power_W {self.max_power_W:g}; "
-                    "lower the power or raise the generator limit"
-                )
+                out.append(
+                    ("control.power_W", f"{self.power_W:g} W exceeds max_power_W "
+                     f"{self.max_power_W:g} W; lower the power or raise the generator limit")
+                )  # fmt: skip
         else:
             if self.target_C is None:
-                raise ScenarioError(
-                    f"{n}: temperature control needs target_C, e.g. target_C = 70 (OsteoCool)"
-                )
-            t = _num(self.target_C, f"{n} target_C")
-            if t <= BODY_TEMPERATURE_C:
-                raise ScenarioError(
-                    f"{n} target_C must be above body temperature ({BODY_TEMPERATURE_C:g} °C), "
-                    f"got {self.target_C!r}; bone RF systems run at 70 °C"
-                )
-            set_(self, "target_C", t)
+                out.append(("control.target_C", "is required by temperature control, e.g. "
+                            "target_C = 70 (OsteoCool)"))  # fmt: skip
+            elif self.target_C <= BODY_TEMPERATURE_C:
+                out.append(
+                    ("control.target_C", f"must be above body temperature "
+                     f"({BODY_TEMPERATURE_C:g} °C), got {self.target_C:g}; bone RF systems "
+                     "run at 70 °C")
+                )  # fmt: skip
             if self.max_power_W is None:
-                raise ScenarioError(
-                    f"{n}: temperature control needs max_power_W (> 0), the generator limit, "
-                    "e.g. max_power_W = 20"
-                )
-        if self.max_voltage_V is not None:
-            set_(self, "max_voltage_V", _num(self.max_voltage_V, f"{n} max_voltage_V", gt=0))
-        set_(self, "kp_W_per_K", _num(self.kp_W_per_K, f"{n} kp_W_per_K", ge=0))
-        set_(self, "ki_W_per_K_s", _num(self.ki_W_per_K_s, f"{n} ki_W_per_K_s", ge=0))
-        if self.sensor_offset is not None:
-            set_(self, "sensor_offset", _num(self.sensor_offset, f"{n} sensor_offset"))
-        if self.impedance_cutoff_ohm is not None:
-            set_(
-                self,
-                "impedance_cutoff_ohm",
-                _num(self.impedance_cutoff_ohm, f"{n} impedance_cutoff_ohm", gt=0),
-            )
-        if self.impedance_rise is not None:
-            set_(self, "impedance_rise", _num(self.impedance_rise, f"{n} impedance_rise", gt=1))
-        set_(self, "pause_s", _num(self.pause_s, f"{n} pause_s", gt=0))
-        if self.resolve_on not in ("power", "max"):
-            raise ScenarioError(f'{n} resolve_on must be "power" or "max", got {self.resolve_on!r}')
-        set_(
-            self,
-            "resolve_tolerance",
-            _num(self.resolve_tolerance, f"{n} resolve_tolerance", gt=0),
-        )
-        set_(
-            self,
-            "min_resolve_interval_s",
-            _num(self.min_resolve_interval_s, f"{n} min_resolve_interval_s", ge=0),
-        )
-        if self.potential_margin is not None:
-            set_(
-                self,
-                "potential_margin",
-                _num(self.potential_margin, f"{n} potential_margin", gt=0),
-            )
+                out.append(("control.max_power_W", "is required by temperature control (the "
+                            "generator limit), e.g. max_power_W = 20"))  # fmt: skip
         probes = []
         for i, pr in enumerate(self.more_probes):
             try:
-                t, d = pr
+                tip, d = (np.asarray(v, dtype=float) for v in pr)
             except (TypeError, ValueError):
-                raise ScenarioError(
-                    f"{n} more_probes[{i}] must be a pair (tip, direction), got {pr!r}"
-                ) from None
+                tip = d = None
+            if (
+                tip is None
+                or tip.shape != (3,)
+                or d.shape != (3,)
+                or not (np.all(np.isfinite(tip)) and np.all(np.isfinite(d)) and np.any(d))
+            ):
+                why = "must be a pair (tip, direction) of three finite numbers each, the "
+                out.append((f"more_probes[{i}]", why + f"direction not all zero; got {pr!r}"))
+                continue
             probes.append(
-                (
-                    _vec(t, f"{n} more_probes[{i}] tip"),
-                    _vec(d, f"{n} more_probes[{i}] direction", direction=True),
-                )
+                (tuple(float(v) for v in tip), tuple(float(v) for v in d / np.linalg.norm(d)))
             )
-        set_(self, "more_probes", tuple(probes))
+        object.__setattr__(self, "more_probes", tuple(probes))
         if self.mode == "monopolar":
             g = self.ground
-            if g is None:
-                faces = ()
-            elif isinstance(g, str):
+            if isinstance(g, str):
                 faces = FACE_NAMES if g in ("outer", "all") else (g,)
             else:
-                faces = tuple(g)
-            for f in faces:
-                if f not in FACE_NAMES:
-                    raise ScenarioError(
-                        f"{n} ground face {f!r} is unknown{suggest(str(f), FACE_NAMES)}"
-                    )
-            if not faces:
-                raise ScenarioError(
-                    f"{n}: a monopolar probe needs a grounded face (the dispersive pad); "
-                    'use ground = "outer" or a list of faces such as ["y_min"]'
+                faces = tuple(g or ())
+            bad = [f for f in faces if f not in FACE_NAMES]
+            if bad or not faces:
+                out.append(
+                    ("ground", f'must be "outer" or a list of faces from {list(FACE_NAMES)} '
+                     f"(the dispersive pad), got {g!r}")
+                )  # fmt: skip
+            else:
+                object.__setattr__(self, "ground", tuple(faces))
+        return out
+
+    @classmethod
+    def read_extra(cls, table: Table) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        bipolar = table.data.get("mode") == "bipolar"
+        if not table.has("control"):
+            table.error("control", "is required: " + _CONTROL_EXAMPLE)
+        if table.has("ground"):
+            g = table.raw("ground")
+            if bipolar:
+                table.error(
+                    "ground", "a bipolar probe returns through its own electrode; remove ground"
                 )
-            set_(self, "ground", tuple(faces))
+            else:
+                out["ground"] = tuple(g) if isinstance(g, list) else g
+        if table.has("potential_margin_mm") and not bipolar:
+            table.error(
+                "potential_margin_mm",
+                "only a bipolar probe's potential is solved in a box; remove it (a monopolar "
+                'probe returns through the grid faces) or set mode = "bipolar"',
+            )
+        probes = []
+        for pr in table.tables("more_probes"):
+            tip = pr.vector("tip_mm", scale=1e-3)
+            d = pr.vector("direction", nonzero=True)
+            pr.finish()
+            if tip is not None and d is not None:
+                probes.append((tip, d))
+        out["more_probes"] = tuple(probes)
+        return out
+
+    # -- what the rest of the package asks ---------------------------------------------
+    def needles(self) -> tuple[Needle, ...]:
+        return tuple(Needle(tuple(t), tuple(d), self.diameter) for t, d in self.probes())
+
+    def assumptions(self) -> list[str]:
+        return [
+            "RF: quasi-static electric potential with sigma(T) rising 1.5 %/K and a "
+            "desiccation roll-off at 100-105 °C; no capacitive effects, no electrode "
+            "interface impedance, no vapour transport; between re-solves of the "
+            "potential the heating keeps its last shape. The needle's metal is not "
+            "modelled thermally (its voxels are tissue, or held at the coolant temperature "
+            "in a cooled probe)."
+        ]
+
+    @classmethod
+    def compile_ahead(cls) -> None:
+        model = small_model()
+        probe = {"tip": (0.0, 0.0, 4e-3), "direction": (0, 0, 1), "diameter": 1.5e-3}
+        for src in (
+            cls(**probe, active_length=6e-3, control="power", power_W=5.0),
+            cls(
+                **probe,
+                active_length=3e-3,
+                mode="bipolar",
+                gap=2e-3,
+                cooled=True,
+                control="temperature",
+                target_C=70.0,
+                max_power_W=10.0,
+                resolve_on="max",
+            ),
+        ):
+            heat_twice(src.bind(model), model)
 
     # -- geometry -------------------------------------------------------------------------
     def probes(self) -> tuple[tuple[np.ndarray, np.ndarray], ...]:
@@ -370,7 +371,7 @@ class RFSource:
         """The parts of every probe, ``(proximal end, distal end, role, probe index)``
         [m], role one of "active" (electrode 1), "return" (electrode 2, bipolar), "gap"
         (insulated, between bipolar electrodes), "shaft" (insulated, to beyond the grid)."""
-        L, g = self.active_length, self.gap
+        L, g = self.active_length, self.gap or 0.0
         out = []
         for p, (tip, u) in enumerate(self.probes()):
             back = tip - L * u
@@ -411,12 +412,15 @@ def _add_scaled(Q, a, q):  # pragma: no cover - compiled
                 Q[i, j, k] += a * q[i, j, k]
 
 
-class BoundRF:
-    """An :class:`RFSource` bound to a model (see :mod:`ablasim.sources.base`)."""
+class BoundRF(BoundSource):
+    """An :class:`RFSource` bound to a model (see :mod:`ablasim.sources.base`): its
+    heating is the generator's power times the last potential solve's heating per watt
+    (``scaled``)."""
 
-    static = False
+    scaled = True
 
     def __init__(self, src: RFSource, model: Model):
+        raise_problems(needle_problems(src.needles(), model), f"source {src.name!r}")
         self.src = src
         self.name = src.name
         grid = model.grid
@@ -546,7 +550,7 @@ class BoundRF:
         self.solve_seconds = 0.0
 
     # -- protocol -------------------------------------------------------------------------
-    def held(self) -> HeldTemperature | None:
+    def held(self, t: float) -> HeldTemperature | None:
         return self._held
 
     def _solve(self, T: np.ndarray) -> None:
@@ -704,219 +708,3 @@ def _box(grid, a, b, r):
     i0 = np.clip(np.floor((lo - o) / h).astype(int), 0, np.asarray(grid.shape))
     i1 = np.clip(np.ceil((hi - o) / h).astype(int) + 1, 0, np.asarray(grid.shape))
     return tuple(slice(int(i0[d]), int(i1[d])) for d in range(3))
-
-
-# -- scenario tables -------------------------------------------------------------------------
-_KEYS = (
-    "kind",
-    "name",
-    "mode",
-    "tip_mm",
-    "direction",
-    "active_length_mm",
-    "diameter_mm",
-    "gap_mm",
-    "cooled",
-    "coolant_C",
-    "control",
-    "ground",
-    "sensor_offset_mm",
-    "impedance_cutoff_ohm",
-    "impedance_rise",
-    "pause_s",
-    "more_probes",
-    "resolve_tolerance",
-    "min_resolve_interval_s",
-    "potential_margin_mm",
-)
-_CONTROL_KEYS = (
-    "kind",
-    "power_W",
-    "target_C",
-    "max_power_W",
-    "max_voltage_V",
-    "kp_W_per_K",
-    "ki_W_per_K_s",
-)
-
-
-def from_scenario(table: Mapping, *, path: str) -> RFSource:
-    """An :class:`RFSource` from a raw ``[[phase.source]]`` TOML table (``kind = "rf"``).
-
-    Lengths in mm (``tip_mm``, ``active_length_mm``, ``diameter_mm``, ``gap_mm``,
-    ``sensor_offset_mm``), ``control = {kind = "power" | "temperature", power_W |
-    target_C, max_power_W, kp_W_per_K, ki_W_per_K_s}``, ``more_probes = [{tip_mm,
-    direction}, ...]``. Every problem is reported at once, each line naming
-    ``f"{path}.{key}"``, the value and the fix.
-
-    Raises
-    ------
-    ScenarioError
-    """
-    errs: list[str] = []
-
-    def err(key: str, msg: str) -> None:
-        errs.append(f"{path}.{key}: {msg}")
-
-    if not isinstance(table, Mapping):
-        raise ScenarioError(f"{path}: must be a table, got {table!r}")
-    for key in table:
-        if key not in _KEYS:
-            err(key, "unknown key" + suggest(str(key), _KEYS))
-    kw: dict[str, Any] = {}
-
-    def number(key, *, gt=None, ge=None, scale=1.0, required=False, tab=table, pre=""):
-        if key not in tab:
-            if required:
-                err(pre + key, "is required")
-            return None
-        v = tab[key]
-        if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
-            err(pre + key, f"must be a finite number, got {v!r}")
-            return None
-        if gt is not None and v <= gt:
-            err(pre + key, f"must be > {gt:g}, got {v!r}")
-            return None
-        if ge is not None and v < ge:
-            err(pre + key, f"must be >= {ge:g}, got {v!r}")
-            return None
-        return float(v) * scale
-
-    def vector(key, *, tab=table, pre="", direction=False):
-        if key not in tab:
-            err(pre + key, "is required")
-            return None
-        v = tab[key]
-        if not (isinstance(v, list) and len(v) == 3 and _is_seq(v)):
-            err(pre + key, f"must be a list of 3 numbers, got {v!r}")
-            return None
-        if direction and all(x == 0 for x in v):
-            err(pre + key, "must not be all zeros (it is a direction); e.g. [0, 1, 0]")
-            return None
-        return tuple(float(x) for x in v)
-
-    name = table.get("name", "rf")
-    if not isinstance(name, str):
-        err("name", f"must be a string, got {name!r}")
-        name = "rf"
-    kw["name"] = name
-    mode = table.get("mode", "monopolar")
-    if mode not in _MODES:
-        err("mode", f"{mode!r} is not one of {list(_MODES)}" + suggest(str(mode), _MODES))
-    kw["mode"] = mode
-    tip = vector("tip_mm")
-    kw["tip"] = None if tip is None else tuple(v * 1e-3 for v in tip)
-    kw["direction"] = vector("direction", direction=True)
-    if "active_length_mm" in table and table["active_length_mm"] == 0:
-        err("active_length_mm", "must be > 0 (a zero active length delivers no current)")
-    else:
-        kw["active_length"] = number("active_length_mm", gt=0, scale=1e-3, required=True)
-    kw["diameter"] = number("diameter_mm", gt=0, scale=1e-3, required=True)
-    if mode == "bipolar":
-        kw["gap"] = number("gap_mm", gt=0, scale=1e-3, required=True)
-    elif "gap_mm" in table:
-        err("gap_mm", 'only a bipolar probe has a gap; remove it or set mode = "bipolar"')
-    cooled = table.get("cooled", False)
-    if not isinstance(cooled, bool):
-        err("cooled", f"must be true or false, got {cooled!r}")
-    kw["cooled"] = bool(cooled)
-    c = number("coolant_C")
-    if c is not None:
-        kw["coolant_C"] = c
-    for key, field_, scale, lim in (
-        ("sensor_offset_mm", "sensor_offset", 1e-3, {}),
-        ("impedance_cutoff_ohm", "impedance_cutoff_ohm", 1.0, {"gt": 0}),
-        ("impedance_rise", "impedance_rise", 1.0, {"gt": 1}),
-        ("pause_s", "pause_s", 1.0, {"gt": 0}),
-        ("resolve_tolerance", "resolve_tolerance", 1.0, {"gt": 0}),
-        ("min_resolve_interval_s", "min_resolve_interval_s", 1.0, {"ge": 0}),
-    ):
-        v = number(key, scale=scale, **lim)
-        if v is not None:
-            kw[field_] = v
-    if "potential_margin_mm" in table:
-        v = number("potential_margin_mm", gt=0, scale=1e-3)
-        if mode != "bipolar":
-            err(
-                "potential_margin_mm",
-                "only a bipolar probe's potential is solved in a box; remove it "
-                '(a monopolar probe returns through the grid faces) or set mode = "bipolar"',
-            )
-        elif v is not None:
-            kw["potential_margin"] = v
-    if "ground" in table:
-        g = table["ground"]
-        ok = g == "outer" or (
-            isinstance(g, list) and g and all(isinstance(f, str) and f in FACE_NAMES for f in g)
-        )
-        if not ok:
-            err(
-                "ground",
-                f'must be "outer" or a list of faces from {list(FACE_NAMES)}, got {g!r}',
-            )
-        elif mode == "bipolar":
-            err("ground", "a bipolar probe returns through its own electrode; remove ground")
-        else:
-            kw["ground"] = g if g == "outer" else tuple(g)
-    probes = table.get("more_probes", [])
-    if not isinstance(probes, list):
-        err("more_probes", "must be an array of tables [{tip_mm = [...], direction = [...]}]")
-        probes = []
-    mp = []
-    for i, pr in enumerate(probes):
-        pre = f"more_probes[{i}]."
-        if not isinstance(pr, Mapping):
-            err(f"more_probes[{i}]", f"must be a table, got {pr!r}")
-            continue
-        for key in pr:
-            if key not in ("tip_mm", "direction"):
-                err(pre + key, "unknown key" + suggest(str(key), ("tip_mm", "direction")))
-        t = vector("tip_mm", tab=pr, pre=pre)
-        d = vector("direction", tab=pr, pre=pre, direction=True)
-        if t is not None and d is not None:
-            mp.append((tuple(v * 1e-3 for v in t), d))
-    kw["more_probes"] = tuple(mp)
-    ctl = table.get("control")
-    if not isinstance(ctl, Mapping):
-        err(
-            "control",
-            'is required: a table such as { kind = "temperature", target_C = 70, '
-            'max_power_W = 20 } or { kind = "power", power_W = 20 }',
-        )
-    else:
-        for key in ctl:
-            if key not in _CONTROL_KEYS:
-                err("control." + key, "unknown key" + suggest(str(key), _CONTROL_KEYS))
-        ck = ctl.get("kind")
-        if ck not in _CONTROLS:
-            err("control.kind", f"{ck!r} is not one of {list(_CONTROLS)}")
-        kw["control"] = ck
-        pre = "control."
-        mx = number("max_power_W", gt=0, tab=ctl, pre=pre, required=ck == "temperature")
-        kw["max_power_W"] = mx
-        if ck == "power":
-            kw["power_W"] = number("power_W", gt=0, tab=ctl, pre=pre, required=True)
-            if kw["power_W"] is not None and mx is not None and kw["power_W"] > mx:
-                err("control.power_W", f"{kw['power_W']:g} W exceeds max_power_W {mx:g} W")
-        elif ck == "temperature":
-            tc = number("target_C", tab=ctl, pre=pre, required=True)
-            if tc is not None and tc <= BODY_TEMPERATURE_C:
-                err(
-                    "control.target_C",
-                    f"must be above body temperature ({BODY_TEMPERATURE_C:g} °C), got "
-                    f"{tc:g}; bone RF systems run at 70 °C",
-                )
-            kw["target_C"] = tc
-        for key in ("kp_W_per_K", "ki_W_per_K_s"):
-            v = number(key, ge=0, tab=ctl, pre=pre)
-            if v is not None:
-                kw[key] = v
-        v = number("max_voltage_V", gt=0, tab=ctl, pre=pre)
-        if v is not None:
-            kw["max_voltage_V"] = v
-    if errs:
-        raise ScenarioError("\n".join(errs))
-    try:
-        return RFSource(**kw)
-    except ScenarioError as exc:
-        raise ScenarioError(f"{path}: {exc}") from None
