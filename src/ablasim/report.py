@@ -4,7 +4,9 @@
 ablation_zone, thermocouples, phases, grid, timing) plus the assumptions and notes;
 ``report.txt`` says the same with the verdict first. ``still_changing`` lists the nerve
 and thermocouple traces that were still moving toward a limit when the run ended (their
-reported extreme is not the true one; see :func:`end_trend`).
+reported extreme is not the true one; see :func:`end_trend`). A nerve structure the grid
+does not resolve (no voxel) has a row with the verdict ``NOT RESOLVED`` and no numbers,
+and a sentence in ``warnings``.
 """
 
 from __future__ import annotations
@@ -23,6 +25,29 @@ from .result import Result
 from .safety import SafetyAnalysis
 
 __all__ = ["EndTrend", "assumptions", "build_report", "end_trend", "render_text", "still_changing"]
+
+#: The verdict of a nerve structure with no voxel at the grid's spacing (counts as FAIL).
+NOT_RESOLVED = "NOT RESOLVED"
+#: The keys of a nerve row of report.json, in order (those of an unresolved structure).
+_NERVE_ROW_KEYS = (
+    "verdict",
+    "tissue",
+    "voxels",
+    "max_temperature_C",
+    "min_temperature_C",
+    "hot_margin_C",
+    "cold_margin_C",
+    "time_above_threshold_s",
+    "first_crossing_s",
+    "time_below_cold_limit_s",
+    "first_cold_crossing_s",
+    "fraction_voxels_above",
+    "fraction_voxels_below",
+    "max_cem43_min",
+    "max_arrhenius_omega",
+    "min_distance_to_ablation_mm",
+    "hottest_point_mm",
+)
 
 #: A trace is "still changing" only if it moved more than this over the end window [K].
 #: Thermocouples resolve about 0.1 K; a drift of less than half of that could not be seen
@@ -281,6 +306,14 @@ def build_report(
             "min_distance_to_ablation_mm": _r(n.min_distance_to_ablation_mm, 2),
             "hottest_point_mm": [_r(v, 2) for v in n.hottest_point_mm],
         }
+    tissue_of = {s.name: s.tissue for s in result.model.structures}
+    for name in analysis.unresolved:
+        # nothing was measured: the same keys, with no numbers
+        nerves[name] = dict.fromkeys(_NERVE_ROW_KEYS) | {
+            "verdict": NOT_RESOLVED,
+            "tissue": tissue_of[name],
+            "voxels": 0,
+        }
     z = analysis.ablation_zone
     return {
         "ablasim_version": __version__,
@@ -291,6 +324,7 @@ def build_report(
         "limits": {"hot_limit_C": result.limits.hot_C, "cold_limit_C": result.limits.cold_C},
         "nerves": nerves,
         "still_changing": still_changing(result, analysis),
+        "warnings": list(analysis.warnings),
         "ablation_zone": {
             "criterion": z.criterion,
             "volume_ml": _r(z.volume_ml, 4),
@@ -388,9 +422,17 @@ def render_text(report: dict[str, Any]) -> str:
     nerves = report["nerves"]
     lines = [f"VERDICT: {report['verdict']}"]
     failing = [(n, v) for n, v in nerves.items() if v["verdict"] == "FAIL"]
+    unresolved = [n for n, v in nerves.items() if v["verdict"] == NOT_RESOLVED]
+    checked = {n: v for n, v in nerves.items() if v["verdict"] != NOT_RESOLVED}
+    spacing = f"{report['grid']['spacing_mm']:g} mm"
     if not nerves:
         lines.append("  (the model holds no nerve structure: nothing was checked)")
-    elif failing:
+    elif failing or unresolved:
+        for n in unresolved:
+            lines.append(
+                f"  {n} was not checked: no voxel at {spacing} spacing (counts as FAIL; "
+                "refine grid.spacing_mm)"
+            )
         for n, v in failing:
             # the verdict came from unrounded values: test the (rounded) margins with <=
             if v["hot_margin_C"] <= 0:
@@ -405,8 +447,8 @@ def render_text(report: dict[str, Any]) -> str:
                     f"first at {_fmt_t(v['first_cold_crossing_s'])}"
                 )
     else:
-        worst = min(nerves.values(), key=lambda v: v["hot_margin_C"])
-        name = next(k for k, v in nerves.items() if v is worst)
+        worst = min(checked.values(), key=lambda v: v["hot_margin_C"])
+        name = next(k for k, v in checked.items() if v is worst)
         lines.append(
             "  every nerve structure stayed within "
             + (f"{cold:g}–{hot:g} °C" if cold is not None else f"{hot:g} °C")
@@ -415,6 +457,9 @@ def render_text(report: dict[str, Any]) -> str:
         )
     last_phase = report["phases"][-1]["name"] if report["phases"] else None
     lines += _trend_lines(report.get("still_changing", []), last_phase)
+    if report.get("warnings"):
+        lines += ["", "Warnings"]
+        lines += [f"  - {w}" for w in report["warnings"]]
     lines += ["", f"ablasim {report['ablasim_version']} — {report['scenario']}"]
     if report["description"]:
         lines.append(report["description"])
@@ -427,7 +472,8 @@ def render_text(report: dict[str, Any]) -> str:
             f"{'Omega':>9}{'to zone mm':>11}"
         )
         lines += [hdr, "  " + "-" * (len(hdr) - 2)]
-        for n, v in sorted(nerves.items(), key=lambda kv: kv[1]["hot_margin_C"]):
+        lines += [f"  {n:<24}{NOT_RESOLVED}: no voxel at {spacing} spacing" for n in unresolved]
+        for n, v in sorted(checked.items(), key=lambda kv: kv[1]["hot_margin_C"]):
             dist = v["min_distance_to_ablation_mm"]
             lines.append(
                 f"  {n:<24}{v['verdict']:<8}{v['max_temperature_C']:>8.1f}"

@@ -1,13 +1,20 @@
 """Nerve safety and ablation-zone metrics, from a finished simulation.
 
-Verdict rule (per nerve structure): **FAIL** if any voxel of the structure went above the
-hot limit (default 45 °C) or below the cold limit (default 10 °C) at any time step;
-**PASS** otherwise. The limits are the clinical practice of keeping juxtaneural tissue
-between 10 and 45 °C (Sag & Husain 2022, Semin Intervent Radiol 39:157; physics.md §3.5).
-CEM43 and Arrhenius Omega are reported alongside as evidence, not as verdict criteria:
-rat sciatic nerve lost half its motor function at 48-64 CEM43 (Wondergem et al. 1988).
+Verdict rule (per nerve structure): **FAIL** if any voxel of the structure reached the
+hot limit (default 45 °C: ``T >= 45``) or the cold limit (default 10 °C: ``T <= 10``) at
+any time step; **PASS** otherwise. Reaching a limit counts (the conservative reading),
+and it is the same rule by which a cut-off thermocouple trips: both use
+:meth:`Limits.too_hot` and :meth:`Limits.too_cold`. The limits are the clinical practice of
+keeping juxtaneural tissue between 10 and 45 °C (Sag & Husain 2022, Semin Intervent Radiol
+39:157; physics.md §3.5). CEM43 and Arrhenius Omega are reported alongside as evidence,
+not as verdict criteria: rat sciatic nerve lost half its motor function at 48-64 CEM43
+(Wondergem et al. 1988).
 
-The overall verdict is FAIL if any nerve structure fails.
+A nerve structure of the model with no voxel at the grid's spacing (a root thinner than a
+voxel) cannot be checked: it is **NOT RESOLVED**, counts as a FAIL, and a warning tells
+the planner to refine the grid.
+
+The overall verdict is FAIL if any nerve structure fails or is not resolved.
 """
 
 from __future__ import annotations
@@ -59,10 +66,19 @@ class AblationZone:
 
 @dataclass(frozen=True)
 class SafetyAnalysis:
+    """The verdict, a row per checked nerve structure, the ablation zone.
+
+    ``unresolved`` names the nerve structures with no voxel at the grid's spacing (not
+    in ``nerves``: nothing was measured; they make the verdict FAIL); ``warnings`` are
+    plain sentences for the planner.
+    """
+
     verdict: str
     nerves: dict[str, NerveSafety]
     ablation_zone: AblationZone
     zone_mask: np.ndarray
+    unresolved: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
 
 
 def analyse(result: Result, criterion, *, tumour: str = "tumour") -> SafetyAnalysis:
@@ -80,22 +96,25 @@ def analyse(result: Result, criterion, *, tumour: str = "tumour") -> SafetyAnaly
     grid = model.grid
     h_mm = grid.spacing * 1e3
     d = result.damage
-    hot = result.limits.hot_C
-    cold = result.limits.cold_C
+    limits = result.limits
+    hot = limits.hot_C
+    cold = limits.cold_C
     zone = criterion.mask(d)
     # distance [mm] from every voxel to the nearest ablated voxel (0 inside the zone)
     dist = ndimage.distance_transform_edt(~zone, sampling=h_mm) if zone.any() else None
     nerves = {}
+    unresolved = []
     for name in model.nerve_structures():
         mask = model.structure_mask(name)
         n = int(mask.sum())
         if n == 0:
+            unresolved.append(name)
             continue
         tmax = d.t_max[mask]
         tmin = d.t_min[mask]
         track = result.nerves.get(name)
         hottest = np.unravel_index(np.argmax(np.where(mask, d.t_max, -np.inf)), grid.shape)
-        fails = tmax.max() > hot or (cold is not None and tmin.min() < cold)
+        fails = bool(limits.too_hot(tmax.max()) or limits.too_cold(tmin.min()))
         nerves[name] = NerveSafety(
             name=name,
             tissue=model.structures[model.labels[hottest]].tissue,
@@ -108,8 +127,8 @@ def analyse(result: Result, criterion, *, tumour: str = "tumour") -> SafetyAnaly
             first_crossing_s=track.first_hot_crossing_s if track else None,
             time_below_cold_limit_s=track.time_below_cold_s if track else 0.0,
             first_cold_crossing_s=track.first_cold_crossing_s if track else None,
-            fraction_voxels_above=float(np.mean(tmax > hot)),
-            fraction_voxels_below=0.0 if cold is None else float(np.mean(tmin < cold)),
+            fraction_voxels_above=float(np.mean(limits.too_hot(tmax))),
+            fraction_voxels_below=float(np.mean(limits.too_cold(tmin))),
             max_cem43_min=float(d.cem43[mask].max()),
             max_arrhenius_omega=float(d.omega[mask].max()),
             min_distance_to_ablation_mm=None if dist is None else float(dist[mask].min()),
@@ -129,5 +148,13 @@ def analyse(result: Result, criterion, *, tumour: str = "tumour") -> SafetyAnaly
             coverage = float((zone & tmask).sum() / tmask.sum())
             tumour_ml = float(tmask.sum()) * grid.voxel_volume * 1e6
     zone_info = AblationZone(criterion.describe(), vol_ml, extent, coverage, tumour_ml)
-    verdict = "FAIL" if any(v.verdict == "FAIL" for v in nerves.values()) else "PASS"
-    return SafetyAnalysis(verdict, nerves, zone_info, zone)
+    fails = unresolved or any(v.verdict == "FAIL" for v in nerves.values())
+    warnings = tuple(
+        f"Nerve structure '{name}' has no voxel at this grid spacing "
+        f"({h_mm:g} mm), so its temperature was not checked and it counts as FAIL; "
+        "refine grid.spacing_mm (to half the structure's thickness or less) and run again."
+        for name in unresolved
+    )
+    return SafetyAnalysis(
+        "FAIL" if fails else "PASS", nerves, zone_info, zone, tuple(unresolved), warnings
+    )
