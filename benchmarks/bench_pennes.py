@@ -39,8 +39,15 @@ import time
 import numba
 import numpy as np
 
-from ablasim.damage import accumulate_damage, pennes_damage_step, row_bounds
-from ablasim.solvers import Boundary, fill_ghosts, pennes_step, pennes_step_numpy
+from ablasim.solvers import (
+    Boundary,
+    accumulate_damage,
+    fill_ghosts,
+    pennes_damage_step,
+    pennes_step,
+    pennes_step_numpy,
+    row_bounds,
+)
 
 BYTES_PER_VOXEL = 6 * 8  # T, k, 1/rho c, W, Q read; T' written (float64)
 

@@ -33,7 +33,7 @@ def test_insulated_box_conserves_energy(rng, initial):
     boiling (initial 94 °C: the source boils the tissue's water at 95-100 °C)."""
     model = _random_model(rng)
     power, duration = 0.8, 300.0
-    src = ab.VolumetricSource.box((0, 0, 0), (0.004, 0.004, 0.004), power=power)
+    src = ab.VolumetricSource.box((0, 0, 0), (0.004, 0.004, 0.004), power_W=power)
     before = _stored_heat(model, np.full(model.grid.shape, initial))
     res = ab.simulate(model, [ab.Phase("heat", duration, [src])], initial_temperature=initial)
     after = _stored_heat(model, res.temperature)

@@ -11,14 +11,8 @@ import numpy as np
 import pytest
 
 import ablasim as ab
-from ablasim.damage import (
-    DAMAGE_FLOOR_C,
-    GAS_CONSTANT,
-    accumulate_damage,
-    arrhenius_rate,
-    cem43_rate,
-    fast_exp,
-)
+from ablasim.damage import DAMAGE_FLOOR_C, GAS_CONSTANT, arrhenius_rate, cem43_rate
+from ablasim.solvers import accumulate_damage, fast_exp
 
 #: A held constant temperature with the accumulators summing n equal terms: each
 #: addition rounds by at most half an ulp, so n steps stay within n * 1.1e-16 relative;
@@ -285,7 +279,7 @@ def test_t_max_and_t_min_track_the_extremes():
     h = 2.0**-10
     grid = ab.Grid((9, 9, 9), h, origin=(-4 * h, -4 * h, -4 * h))
     model = ab.Model.uniform(grid, "muscle")
-    heat = ab.VolumetricSource.sphere((0, 0, 0), 2e-3, power_density=2e7)
+    heat = ab.VolumetricSource.sphere((0, 0, 0), 2e-3, power_density_W_m3=2e7)
     dt = 0.25
     res = ab.simulate(
         model,
@@ -312,7 +306,7 @@ def _heated_muscle(shutdown):
     h = 1e-3
     grid = ab.Grid((11, 11, 11), h, origin=(-5 * h, -5 * h, -5 * h))
     model = ab.Model.uniform(grid, "muscle")
-    heat = ab.VolumetricSource.sphere((0, 0, 0), 2.5e-3, power_density=4e7)
+    heat = ab.VolumetricSource.sphere((0, 0, 0), 2.5e-3, power_density_W_m3=4e7)
     res = ab.simulate(model, [ab.Phase("heat", 60.0, [heat])], perfusion_shutdown=shutdown, dt=0.25)
     return model, res
 
@@ -369,7 +363,7 @@ def test_two_phases_equal_one_phase_of_the_summed_duration():
     h = 1e-3
     grid = ab.Grid((11, 11, 11), h, origin=(-5 * h, -5 * h, -5 * h))
     model = ab.Model.uniform(grid, "muscle")
-    heat = ab.VolumetricSource.sphere((0, 0, 0), 2.5e-3, power_density=4e7)
+    heat = ab.VolumetricSource.sphere((0, 0, 0), 2.5e-3, power_density_W_m3=4e7)
     dt = 0.25
     one = ab.simulate(model, [ab.Phase("heat", 60.0, [heat])], dt=dt)
     two = ab.simulate(model, [ab.Phase("a", 40.0, [heat]), ab.Phase("b", 20.0, [heat])], dt=dt)

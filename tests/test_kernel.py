@@ -243,7 +243,7 @@ def test_fused_step_equals_step_then_damage_pass(rng, phase_change):
     the perfusion shut-down, on a random heterogeneous grid with many voxels above the
     39 °C dose floor and above the 60 °C shut-down, four labels (one without Arrhenius
     damage) and, with phase change, frozen and mushy voxels."""
-    from ablasim.damage import accumulate_damage, pennes_damage_step, row_bounds
+    from ablasim.solvers import accumulate_damage, pennes_damage_step, row_bounds
 
     shape = (19, 14, 23)
     T, k, inv_rhoc, W, Q, _ = random_problem(rng, shape)
@@ -303,7 +303,7 @@ def test_row_bounds_stay_valid_over_steps_with_held_voxels(rng):
     untouched rows, and held voxels both hot and cold, t_max and t_min equal the running
     extremes of every step's temperatures, and the bounds stay bounds, also after the
     hold ends."""
-    from ablasim.damage import pennes_damage_step, redo_damage, row_bounds, save_voxels
+    from ablasim.solvers import pennes_damage_step, redo_damage, row_bounds, save_voxels
 
     shape = (9, 11, 13)
     T, k, inv_rhoc, W, _, labels = random_problem(rng, shape)

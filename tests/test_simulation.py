@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import ablasim as ab
+from ablasim.sources import BoundSource, HeldTemperature, MaterialChange
 
 H = 1e-3
 #: Summing n equal terms rounds by at most n half-ulps: n < 1000 steps here gives
@@ -28,7 +29,7 @@ def _nerve_model(nerve_from_x=3e-3):
     return ab.Model(grid, labels, structures)
 
 
-HEATER = ab.VolumetricSource.sphere((-4e-3, 0.0, 0.0), 3e-3, power_density=1.5e7)
+HEATER = ab.VolumetricSource.sphere((-4e-3, 0.0, 0.0), 3e-3, power_density_W_m3=1.5e7)
 TC_POSITION = (1e-3, 0.0, 0.0)  # between the heater (edge at x = -1 mm) and the nerve
 
 
@@ -119,7 +120,7 @@ def test_cold_limit_also_cuts_off():
 # -- checkpoint and resume --------------------------------------------------------------
 def _ck_run(tmp_path, *, power_density=1.5e7, heat_s=180.0, **kw):
     model = _nerve_model()
-    src = ab.VolumetricSource.sphere((-4e-3, 0.0, 0.0), 3e-3, power_density=power_density)
+    src = ab.VolumetricSource.sphere((-4e-3, 0.0, 0.0), 3e-3, power_density_W_m3=power_density)
     return ab.simulate(
         model,
         [ab.Phase("heat", heat_s, [src]), ab.Phase("cool", 30.0)],
@@ -255,7 +256,7 @@ def test_time_step_above_the_limit_is_a_stability_error():
 
 def test_blow_up_names_the_phase_and_time():
     model = _nerve_model()
-    boom = ab.VolumetricSource.sphere((0, 0, 0), 3e-3, power_density=1e15)
+    boom = ab.VolumetricSource.sphere((0, 0, 0), 3e-3, power_density_W_m3=1e15)
     with pytest.raises(ab.SimulationError, match=r"phase 'boom' at t = \d+\.\d s"):
         ab.simulate(model, [ab.Phase("calm", 2.0), ab.Phase("boom", 10.0, [boom])])
 
@@ -315,8 +316,8 @@ def test_thermocouple_reads_the_field_exactly_at_voxel_centres(rng):
 # -- energy and timing ------------------------------------------------------------------
 def test_energy_per_phase_is_power_times_duration():
     model = _nerve_model()
-    a = ab.VolumetricSource.sphere((-4e-3, 0, 0), 2e-3, power=0.3)
-    b = ab.VolumetricSource.box((3e-3, 0, 0), (3e-3, 2e-3, 2e-3), power=0.2)
+    a = ab.VolumetricSource.sphere((-4e-3, 0, 0), 2e-3, power_W=0.3)
+    b = ab.VolumetricSource.box((3e-3, 0, 0), (3e-3, 2e-3, 2e-3), power_W=0.2)
     phases = [ab.Phase("one", 20.0, [a]), ab.Phase("two", 15.0, [a, b]), ab.Phase("off", 5.0)]
     res = ab.simulate(model, phases)
     for summary, expected in zip(res.phases, (0.3 * 20.0, 0.5 * 15.0, 0.0), strict=True):
@@ -346,32 +347,26 @@ class _Held:
         self.temperature_C = np.broadcast_to(temperature_C, self.index.shape).astype(float)
 
     def bind(self, model):
-        from ablasim.sources import HeldTemperature
+        return _BoundHeld(self.name, HeldTemperature(self.index, self.temperature_C))
 
-        held = HeldTemperature(self.index, self.temperature_C)
-        name = self.name
 
-        class Bound:
-            static = True
+class _BoundHeld(BoundSource):
+    static = True
 
-            def deposit(self, Q, T, t):
-                return 0.0
+    def __init__(self, name, held):
+        self.name = name
+        self._held = held
 
-            def held(self):
-                return held
-
-        b = Bound()
-        b.name = name
-        return b
+    def held(self, t):
+        return self._held
 
 
 def _unfused_run(model, heater, held_sources, dt, steps):
     """The time loop as it was before damage moved into the step: ``pennes_step``, then
     the held temperatures, then ``accumulate_damage`` over the whole grid (one phase,
     static sources, default perfusion shut-down, no freezing)."""
-    from ablasim.damage import DAMAGE_FLOOR_C, GAS_CONSTANT, DamageFields, accumulate_damage
-    from ablasim.simulation import _padded_index
-    from ablasim.solvers import fill_ghosts, pennes_step
+    from ablasim.damage import DAMAGE_FLOOR_C, GAS_CONSTANT, DamageFields
+    from ablasim.solvers import accumulate_damage, fill_ghosts, padded_index, pennes_step
 
     f = model.thermal_fields
     h = model.grid.spacing
@@ -385,8 +380,8 @@ def _unfused_run(model, heater, held_sources, dt, steps):
     with np.errstate(divide="ignore"):
         ln_a = np.where(a_tab > 0, np.log(np.where(a_tab > 0, a_tab, 1.0)), -np.inf)
     ea_r = model.label_table("arrhenius_Ea_J_mol") / GAS_CONSTANT
-    held = [s.bind(model).held() for s in held_sources]
-    pidx = np.concatenate([_padded_index(x.index, model.grid.shape) for x in held])
+    held = [s.bind(model).held(0.0) for s in held_sources]
+    pidx = np.concatenate([padded_index(x.index, model.grid.shape) for x in held])
     pval = np.concatenate([x.temperature_C for x in held])
     Q = f.Q_met.copy()
     heater.bind(model).deposit(Q, T[1:-1, 1:-1, 1:-1], 0.0)
@@ -440,15 +435,434 @@ def test_held_voxels_take_the_damage_of_their_held_temperature():
 
 
 def test_thread_trials_do_not_add_damage(monkeypatch):
-    """The thread chooser's trial steps (every step here) leave the result as it is:
-    they run the plain step into a scratch buffer, not the step with damage."""
-    from ablasim import simulation
+    """The thread chooser's trial steps (after every step here) leave the result as it
+    is: they repeat the step on copies of everything it writes besides the spare
+    temperature buffer."""
+    from ablasim import observers
 
     phases = [ab.Phase("p", 10.0, [HEATER])]
     ref = ab.simulate(_nerve_model(), phases, threads=1)
-    monkeypatch.setattr(simulation._ThreadChooser, "due", lambda self: True)
+    monkeypatch.setattr(observers.ThreadChooser, "due", lambda self: True)
     res = ab.simulate(_nerve_model(), phases)
     np.testing.assert_array_equal(res.temperature, ref.temperature)
     for key, value in ref.damage.as_dict().items():
         np.testing.assert_array_equal(res.damage.as_dict()[key], value, err_msg=key)
     np.testing.assert_array_equal(res.perfusion, ref.perfusion)
+
+
+# -- the limits: reaching one counts --------------------------------------------------------
+def test_limits_count_reaching_the_limit():
+    lim = ab.Limits(hot_C=45.0, cold_C=10.0)
+    assert lim.too_hot(45.0)
+    assert not lim.too_hot(np.nextafter(45.0, 0.0))
+    assert lim.too_cold(10.0)
+    assert not lim.too_cold(np.nextafter(10.0, 20.0))
+    np.testing.assert_array_equal(lim.too_hot(np.array([44.9, 45.0, 46.0])), [False, True, True])
+    np.testing.assert_array_equal(lim.too_cold(np.array([9.0, 10.0, 11.0])), [True, True, False])
+    no_cold = ab.Limits(cold_C=None)
+    assert no_cold.too_cold(-100.0) is False
+    np.testing.assert_array_equal(no_cold.too_cold(np.array([-100.0, 0.0])), [False, False])
+
+
+class _HeldWall:
+    """A test source: voxels held at temperatures that follow a table ``[[t_s, T_C],
+    ...]`` of the time since the phase start, linear between rows (a cryoprobe's wall).
+    Its bound source returns the same object while the temperature stays the same."""
+
+    def __init__(self, index, table, name="wall"):
+        self.name = name
+        self.index = np.asarray(index, dtype=np.int64)
+        self.table = np.asarray(table, dtype=float)
+
+    def bind(self, model):
+        return _BoundHeldWall(self)
+
+
+class _BoundHeldWall(BoundSource):
+    def __init__(self, src):
+        self.name = src.name
+        self.src = src
+        self._last = None
+
+    def temperature(self, t):
+        return float(np.interp(t, self.src.table[:, 0], self.src.table[:, 1]))
+
+    def held(self, t):
+        T = self.temperature(t)
+        if self._last is None or self._last.temperature_C[0] != T:
+            self._last = HeldTemperature(self.src.index, np.full(self.src.index.size, T))
+        return self._last
+
+
+def _voxel(model, ijk):
+    """(flat interior index, world position [m]) of voxel ijk."""
+    return np.ravel_multi_index(ijk, model.grid.shape), tuple(model.grid.index_to_world(ijk))
+
+
+@pytest.mark.parametrize(
+    ("held_C", "limits", "field"),
+    [
+        (45.0, ab.Limits(hot_C=45.0, cold_C=10.0), "hot"),
+        (10.0, ab.Limits(hot_C=45.0, cold_C=10.0), "cold"),
+    ],
+)
+def test_a_nerve_exactly_at_a_limit_has_crossed_it(held_C, limits, field):
+    """A nerve voxel held at exactly the limit counts as beyond it from the first step
+    on (the rule of Limits: reaching the limit counts; the loop used ``>`` before)."""
+    model = _nerve_model()
+    flat, _ = _voxel(model, (20, 6, 6))  # in the nerve slab
+    wall = _HeldWall([flat], [[0.0, held_C], [1.0, held_C]])
+    res = ab.simulate(model, [ab.Phase("p", 5.0, [wall])], limits=limits)
+    nerve = res.nerves["nerve_x"]
+    dt = res.phases[0].dt_s
+    if field == "hot":
+        assert res.nerve_max_trace["nerve_x"][-1] == 45.0
+        assert nerve.first_hot_crossing_s == dt
+        assert nerve.time_above_hot_s == pytest.approx(5.0, rel=SUM_REL)
+        assert nerve.first_cold_crossing_s is None
+    else:
+        assert res.nerve_min_trace["nerve_x"][-1] == 10.0
+        assert nerve.first_cold_crossing_s == dt
+        assert nerve.time_below_cold_s == pytest.approx(5.0, rel=SUM_REL)
+        assert nerve.first_hot_crossing_s is None
+
+
+def test_cutoff_trips_at_exactly_the_limit():
+    """A cut-off thermocouple reading exactly 45.0 °C (at the centre of a voxel held at
+    45 °C, where the reading is the voxel's value bit for bit) switches the sources off
+    after the first step."""
+    model = _nerve_model()
+    flat, pos = _voxel(model, (12, 6, 6))
+    wall = _HeldWall([flat], [[0.0, 45.0], [1.0, 45.0]])
+    res = ab.simulate(
+        model,
+        [ab.Phase("p", 5.0, [wall, HEATER])],
+        thermocouples=[ab.Thermocouple("tc", pos, cutoff=True)],
+    )
+    dt = res.phases[0].dt_s
+    assert res.sensors["tc"][1] == 45.0
+    assert res.phases[0].cutoff_at_s == dt
+    assert res.thermocouples["tc"].cutoff_at_s == dt
+    assert res.phases[0].energy_J == pytest.approx(HEATER.bind(model).total_power * dt, rel=1e-15)
+
+
+# -- held voxels that follow a table in time ----------------------------------------------
+#: a wall that cools from 37 to -20 °C and back to 30 °C, with plateaus (time since the
+#: start of its phase)
+WALL_TABLE = [[0.0, 37.0], [6.0, -20.0], [12.0, -20.0], [20.0, 30.0], [40.0, 30.0]]
+
+
+def _wall_run(tmp_path=None, table=WALL_TABLE, **kw):
+    model = _nerve_model()
+    shape = model.grid.shape
+    flat = np.arange(model.grid.size).reshape(shape)[5:7, 5:7, 5:7].ravel()
+    _, pos = _voxel(model, (5, 5, 5))
+    wall = _HeldWall(flat, table)
+    if tmp_path is not None:
+        kw.update(checkpoint=tmp_path / "ck.npz", checkpoint_interval=0.0)
+    res = ab.simulate(
+        model,
+        [ab.Phase("warm", 5.0), ab.Phase("cryo", 25.0, [wall])],
+        thermocouples=[ab.Thermocouple("wall", pos)],
+        **kw,
+    )
+    return model, wall, res
+
+
+def test_held_voxels_follow_a_table_in_time(monkeypatch):
+    """held(t) is asked every step with the time since the phase start: the held
+    voxels' temperature follows the table (read by a thermocouple at a held voxel's
+    centre), their damage counts the held values (t_min reaches the table's -20 °C,
+    t_max stays at the start's 37 °C), the stepper re-indexes only when the source
+    returns another object, and the stable step accounts for the frozen tissue."""
+    from ablasim.solvers import Stepper
+
+    calls = []
+    real_hold = Stepper.hold
+
+    def hold(self, index, temperature_C):
+        if self.T.shape != (3, 3, 3):  # not the warm-up's
+            calls.append(float(temperature_C[0]) if len(temperature_C) else None)
+        return real_hold(self, index, temperature_C)
+
+    monkeypatch.setattr(Stepper, "hold", hold)
+    model, wall, res = _wall_run()
+    bound = wall.bind(model)
+    n1, n2 = res.phases[0].steps, res.phases[1].steps
+    dt2 = res.phases[1].dt_s
+    t_rel = res.time - 5.0
+    cryo = res.time > 5.0
+    expected = [bound.temperature(t) for t in t_rel[cryo]]
+    np.testing.assert_allclose(res.sensors["wall"][cryo], expected, rtol=1e-12, atol=1e-12)
+    # the held voxels' damage: the held values, the lowest exactly -20 °C
+    assert res.damage.t_min[5, 5, 5] == -20.0
+    assert res.damage.t_max[5, 5, 5] == 37.0
+    assert res.temperature[5, 5, 5] == 30.0
+    # one hold for the first phase (nothing held), then one per change of the value
+    values = [bound.temperature(k * dt2) for k in range(n2 + 1)]
+    changes = 1 + sum(a != b for a, b in zip(values[1:], values[:-1], strict=True))
+    assert len(calls) == 1 + changes < n1 + n2
+    assert calls[0] is None
+    # frozen tissue: a shorter stable step than with a wall that stays above freezing
+    _, _, warm = _wall_run(table=[[0.0, 37.0], [40.0, 30.0]])
+    assert res.timing["stable_dt_s"] < warm.timing["stable_dt_s"]
+
+
+def test_resume_in_the_middle_of_a_held_table_is_bit_identical(
+    tmp_path, monkeypatch, interrupt_after
+):
+    _, _, ref = _wall_run()
+    n_calls = ref.phases[0].steps + ref.phases[1].steps // 2
+    interrupt_after(n_calls)
+    with pytest.raises(KeyboardInterrupt):
+        _wall_run(tmp_path)
+    monkeypatch.undo()
+    res = _wall_run(tmp_path, resume=True)[2]
+    assert 5.0 < res.timing["resumed_from_s"] < 30.0
+    _assert_same_result(ref, res)
+
+
+# -- a change of material at a phase start ------------------------------------------------
+class _Cement:
+    """A test source: at the start of its phase, a block of voxels becomes PMMA cement
+    (structure "cement") at ``temperature_C``; it heats nothing."""
+
+    name = "cement"
+
+    def __init__(self, index, temperature_C=21.0):
+        self.index = np.asarray(index, dtype=np.int64)
+        self.temperature_C = temperature_C
+
+    def bind(self, model):
+        return _BoundCement(self)
+
+
+class _BoundCement(BoundSource):
+    static = True
+
+    def __init__(self, src):
+        self.name = src.name
+        self.change = MaterialChange(src.index, "pmma_cement", "cement", src.temperature_C)
+
+    def material(self):
+        return self.change
+
+
+def _block(model):
+    """A block of 4 x 4 x 4 voxels, away from the heater and the nerve; (9, 1, 1) is
+    inside it."""
+    return np.arange(model.grid.size).reshape(model.grid.shape)[8:12, 0:4, 0:4].ravel()
+
+
+def test_material_change_gives_the_new_tissue_from_the_phase_start_on():
+    """Voxels that become cement when a phase starts are stepped with the cement's
+    properties (conductivity, heat capacity, no perfusion, no Arrhenius damage) from
+    then on, in later phases too, and start at the set temperature: the run equals, bit
+    for bit, a run on a model that holds the cement from the start at that temperature
+    (but for the block's t_max, which remembers the 37 °C before the change).
+    Before the phase they are the old tissue (their thermocouple trace equals that of a
+    run without the change); the result's model holds the new structure; the stable step
+    is that of the model with cement (higher diffusivity: shorter)."""
+    model = _nerve_model()
+    block = _block(model)
+    _, pos = _voxel(model, (9, 1, 1))
+    with_cement = model.with_material(block, tissue="pmma_cement", structure="cement")
+    init = np.full(model.grid.shape, 37.0)
+    init.reshape(-1)[block] = 21.0
+    heat = [HEATER]
+    dt = 0.9 * min(
+        ab.simulate(m, [ab.Phase("p", 1.0)]).timing["stable_dt_s"] for m in (model, with_cement)
+    )
+    tcs = [ab.Thermocouple("cement", pos)]
+    changed = ab.simulate(
+        model,
+        [ab.Phase("inject", 10.0, [_Cement(block), *heat]), ab.Phase("after", 10.0, heat)],
+        dt=dt,
+        thermocouples=tcs,
+    )
+    ref = ab.simulate(
+        with_cement,
+        [ab.Phase("inject", 10.0, heat), ab.Phase("after", 10.0, heat)],
+        dt=dt,
+        initial_temperature=init,
+        thermocouples=tcs,
+    )
+    np.testing.assert_array_equal(changed.temperature, ref.temperature)
+    # the block's t_max keeps its history (37 °C before the change)
+    ref.damage.t_max.reshape(-1)[block] = np.maximum(ref.damage.t_max.reshape(-1)[block], 37.0)
+    for key, value in ref.damage.as_dict().items():
+        np.testing.assert_array_equal(changed.damage.as_dict()[key], value, err_msg=key)
+    np.testing.assert_array_equal(changed.perfusion, ref.perfusion)
+    np.testing.assert_array_equal(changed.model.labels, with_cement.labels)
+    assert changed.model.structures == with_cement.structures
+    assert changed.damage.t_min[9, 1, 1] == 21.0
+    assert np.all(changed.damage.omega.reshape(-1)[block] == 0.0)  # A = 0 for cement
+    assert changed.sensors["cement"][0] == 37.0  # the start sample: before the change
+    # the stable step over every phase's model: the cement's
+    free = ab.simulate(model, [ab.Phase("inject", 1.0, [_Cement(block)])])
+    assert free.timing["stable_dt_s"] == ref.timing["stable_dt_s"]
+    assert (
+        free.timing["stable_dt_s"] < ab.simulate(model, [ab.Phase("p", 1.0)]).timing["stable_dt_s"]
+    )
+    # in a later phase: muscle until that phase starts
+    late = ab.simulate(
+        model,
+        [ab.Phase("heat", 10.0, heat), ab.Phase("inject", 10.0, [_Cement(block), *heat])],
+        dt=dt,
+        thermocouples=tcs,
+    )
+    before = ab.simulate(model, [ab.Phase("heat", 10.0, heat)], dt=dt, thermocouples=tcs)
+    k = len(before.time)
+    np.testing.assert_array_equal(late.sensors["cement"][:k], before.sensors["cement"])
+    assert late.sensors["cement"][k] < 25.0  # 1 s after the change (muscle: 37 °C)
+    assert late.model.structure_names[-1] == "cement"
+
+
+def test_material_change_conserves_energy_in_an_insulated_box(rng):
+    """Insulated box, no perfusion, a heater on throughout; cement replaces a block at
+    the start of the second phase, at 21 °C. Heat stored at the end minus at the start
+    equals the energy delivered plus the enthalpy the change itself set (the block's
+    cement enthalpy at 21 °C minus its tissue enthalpy just before), to round-off."""
+    from ablasim.solvers.pennes import enthalpy_numpy
+
+    lib = ab.TissueLibrary.default().with_overrides(
+        {t: {"perfusion_per_s": 0.0} for t in ("muscle", "nerve")}
+    )
+    base = _nerve_model()
+    model = ab.Model(base.grid, base.labels, base.structures, lib, ab.Boundary.adiabatic())
+    block = _block(model)
+    heater = ab.VolumetricSource.box((-6e-3, 0, 0), (4e-3, 4e-3, 4e-3), power_W=0.5)
+
+    def stored(m, T):
+        p = m.thermal_fields.phase[m.labels]
+        hv = enthalpy_numpy(T, *(p[..., c] for c in range(p.shape[-1])))
+        return hv * m.grid.voxel_volume
+
+    with_cement = model.with_material(block, tissue="pmma_cement", structure="cement")
+    dt = 0.9 * ab.simulate(with_cement, [ab.Phase("p", 1.0)]).timing["stable_dt_s"]
+    pre = ab.simulate(model, [ab.Phase("pre", 30.0, [heater])], dt=dt)
+    res = ab.simulate(
+        model,
+        [
+            ab.Phase("pre", 30.0, [heater]),
+            ab.Phase("inject", 30.0, [heater, _Cement(block)]),
+            ab.Phase("after", 30.0, [heater]),
+        ],
+        dt=dt,
+    )
+    assert res.model.structure_names[-1] == "cement"
+    T0 = np.full(model.grid.shape, 37.0)
+    # the change: cement at 21 °C where tissue was at its temperature after "pre"
+    T_set = pre.temperature.copy()
+    T_set.reshape(-1)[block] = 21.0
+    change = (
+        stored(with_cement, T_set).reshape(-1)[block].sum()
+        - stored(model, pre.temperature).reshape(-1)[block].sum()
+    )
+    delivered = sum(p.energy_J for p in res.phases)
+    assert delivered == pytest.approx(0.5 * 90.0, rel=SUM_REL)
+    gained = stored(res.model, res.temperature).sum() - stored(model, T0).sum()
+    assert abs(change) > 0.1 * delivered  # the change does matter to the balance
+    assert gained == pytest.approx(delivered + change, rel=1e-9)
+
+
+def test_with_material_reuses_or_refuses_a_structure_name():
+    model = _nerve_model()
+    block = _block(model)
+    one = model.with_material(block, tissue="pmma_cement", structure="cement")
+    assert one.structure_names == ("muscle", "nerve_x", "cement")
+    assert model.structure_names == ("muscle", "nerve_x")  # unchanged
+    two = one.with_material(block[:3] + 1000, tissue="pmma_cement", structure="cement")
+    assert len(two.structures) == 3
+    assert (two.labels == 2).sum() == block.size + 3
+    with pytest.raises(ab.ScenarioError, match=r"'cement' is 'pmma_cement'.*not 'fat'"):
+        one.with_material(block, tissue="fat", structure="cement")
+    with pytest.raises(ab.ScenarioError, match="flat indices into the grid"):
+        model.with_material([model.grid.size], tissue="fat", structure="fat")
+
+
+# -- a source with array state ------------------------------------------------------------
+class _Curing:
+    """A test source whose state holds arrays: each voxel of a block cures,
+    ``alpha += dt * rate * (1 - alpha) * T / 37``, and heats at ``q * rate * (1 - alpha)``;
+    it also counts its steps (an int) and keeps its last time (a float)."""
+
+    name = "cure"
+
+    def bind(self, model):
+        return _BoundCuring(model)
+
+
+class _BoundCuring(BoundSource):
+    rate = 0.05
+    q = 2e7
+
+    def __init__(self, model):
+        self.name = "cure"
+        self.index = _block(model)
+        self.alpha = np.zeros(self.index.size)
+        self.alpha_max = np.zeros((2, 2))  # a 2-D array too
+        self.steps = 0
+        self.t_last = None
+        self.restored = None
+
+    def deposit(self, Q, T, t):
+        dt = 0.0 if self.t_last is None else t - self.t_last
+        Tb = T.reshape(-1)[self.index]
+        self.alpha += dt * self.rate * (1.0 - self.alpha) * Tb / 37.0
+        self.alpha_max[...] = self.alpha.max()
+        heat = self.q * self.rate * (1.0 - self.alpha)
+        Q.reshape(-1)[self.index] += heat
+        self.steps += 1
+        self.t_last = t
+        return float(heat.sum() * 1e-9)
+
+    def state(self):
+        return {
+            "alpha": self.alpha.copy(),
+            "alpha_max": self.alpha_max.copy(),
+            "steps": self.steps,
+            "t_last": self.t_last,
+        }
+
+    def restore(self, state):
+        self.restored = dict(state)
+        self.alpha = state["alpha"].copy()
+        self.alpha_max = state["alpha_max"].copy()
+        self.steps = state["steps"]
+        self.t_last = state["t_last"]
+
+    def telemetry(self):
+        return {"alpha": float(self.alpha.mean()), "steps": float(self.steps)}
+
+
+def test_source_state_with_arrays_resumes_bit_identically(tmp_path, monkeypatch, interrupt_after):
+    """A source's array state goes into the checkpoint's npz (no pickle), its other
+    values into the JSON meta, and comes back as arrays: the resumed run equals the
+    uninterrupted one bit for bit, telemetry included."""
+    model = _nerve_model()
+    phases = [ab.Phase("cure", 20.0, [_Curing()]), ab.Phase("cool", 5.0)]
+    ref_bound = [[_Curing().bind(model)], []]
+    ref = ab.simulate(model, phases, bound_sources=ref_bound)
+    assert 0.1 < ref_bound[0][0].alpha.mean() < 0.9
+    kw = {"checkpoint": tmp_path / "ck.npz", "checkpoint_interval": 0.0}
+    interrupt_after(ref.phases[0].steps // 2)
+    with pytest.raises(KeyboardInterrupt):
+        ab.simulate(model, phases, **kw)
+    monkeypatch.undo()
+    with np.load(tmp_path / "ck.npz", allow_pickle=False) as z:
+        assert {"source_0.0_alpha", "source_0.0_alpha_max"} <= set(z.files)
+        assert z["source_0.0_alpha_max"].shape == (2, 2)
+        meta = json.loads(str(z["meta"]))
+    assert set(meta["source_state"]["0.0"]) == {"steps", "t_last"}
+    bound = [[_Curing().bind(model)], []]
+    res = ab.simulate(model, phases, resume=True, bound_sources=bound, **kw)
+    restored = bound[0][0].restored
+    assert isinstance(restored["alpha"], np.ndarray)
+    assert restored["alpha"].shape == (64,)
+    assert isinstance(restored["steps"], int)
+    assert restored["steps"] > 1
+    _assert_same_result(ref, res)
+    for key, value in ref.telemetry.items():
+        np.testing.assert_array_equal(res.telemetry[key], value, err_msg=key)
+    np.testing.assert_array_equal(bound[0][0].alpha, ref_bound[0][0].alpha)

@@ -199,3 +199,39 @@ class Model:
             Q_met=self.label_table("metabolic_W_m3")[self.labels],
             phase=np.ascontiguousarray(phase),
         )
+
+    # -- a change of material -----------------------------------------------------------
+    def with_material(self, index, *, tissue: str, structure: str) -> Model:
+        """The model after voxels ``index`` (flat indices, C order) became structure
+        ``structure`` of library tissue ``tissue`` (cement replacing tissue): a new label,
+        or the existing structure of that name if it is of that tissue. Everything else
+        is unchanged (``self`` too)."""
+        idx = np.asarray(index)
+        if (
+            idx.ndim != 1
+            or not np.issubdtype(idx.dtype, np.integer)
+            or (idx.size and (idx.min() < 0 or idx.max() >= self.grid.size))
+        ):
+            raise ScenarioError(
+                f"the voxels that become {structure!r} must be flat indices into the grid "
+                f"(0..{self.grid.size - 1})"
+            )
+        names = self.structure_names
+        if structure in names:
+            label = names.index(structure)
+            if self.structures[label].tissue != tissue:
+                raise ScenarioError(
+                    f"structure {structure!r} is {self.structures[label].tissue!r} in the "
+                    f"model, not {tissue!r}: give the new material another structure name"
+                )
+            structures = self.structures
+        else:
+            label = len(self.structures)
+            if label > np.iinfo(np.uint8).max:
+                raise ScenarioError(
+                    f"a model holds at most 256 structures; {structure!r} is one more"
+                )
+            structures = (*self.structures, Structure(structure, tissue))
+        labels = self.labels.copy()
+        labels.reshape(-1)[idx] = label
+        return Model(self.grid, labels, structures, self.tissues, self.boundary)

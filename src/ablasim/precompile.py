@@ -39,10 +39,10 @@ TIMEOUT_S = 900.0
 
 
 def compile_step() -> None:
-    """The kernels every simulation runs (through the simulation's own warm-up)."""
-    from .simulation import _warm_up
+    """The kernels every simulation runs (through the step's own warm-up)."""
+    from .solvers import warm_up
 
-    _warm_up()
+    warm_up()
 
 
 def compile_sources() -> None:

@@ -12,7 +12,7 @@ from .sensors import trilinear_weights
 if TYPE_CHECKING:
     from .damage import DamageFields
     from .model import Model
-    from .simulation import Limits
+    from .protocol import Limits
 
 __all__ = ["NerveSummary", "PhaseSummary", "Result", "ThermocoupleSummary"]
 

@@ -140,7 +140,7 @@ def _rhs(T, k, W, Q, qs, P, ps, t_art, inv_h2, i, j, m):
     indices).
 
     ``ps P`` is one source's heating formed on the fly: its map per watt ``P`` times its
-    power ``ps`` (:func:`ablasim.damage.pennes_damage_step`). ``pennes_step`` passes
+    power ``ps`` (:func:`~ablasim.solvers.fused.pennes_damage_step`). ``pennes_step`` passes
     ``qs = 1, P = Q, ps = 0``, which reads no more memory and leaves ``Q`` exact; with no
     other heating, ``Q = P, qs = 0`` reads only the map."""
     return (
@@ -265,7 +265,7 @@ def pennes_step(T, k, inv_rhoc, W, Q, t_art, dt, h, out, labels, phase, phase_ch
     over the row while it is still in L1 cache. (A reduction inside the update loop
     stops vectorisation and halves the speed.) ``0 * t`` summed over the row is NaN as
     soon as one value is NaN or infinite, which keeps that check vectorisable too.
-    :func:`ablasim.damage.pennes_damage_step` is this step with the damage accumulation
+    :func:`~ablasim.solvers.fused.pennes_damage_step` is this step with the damage accumulation
     of each row done in the same pass (what a simulation runs); both inline the same
     row functions.
     """
