@@ -24,8 +24,8 @@ from .damage import PerfusionShutdown
 from .errors import ScenarioError, suggest
 from .grid import Grid
 from .model import BYTES_PER_VOXEL, Model
+from .protocol import Limits, Phase, Thermocouple
 from .reader import Errors, Table, add_problems, format_errors
-from .simulation import Limits, Phase, Thermocouple
 from .solvers import FACE_NAMES, Boundary, FaceCondition
 from .sources import Source, read_source_table
 from .sources.base import needle_problems
@@ -83,15 +83,6 @@ class AblationCriterion:
 
 
 @dataclass(frozen=True)
-class ThermocoupleSpec:
-    name: str
-    position: tuple[float, float, float]
-    cutoff: bool
-    expect_tissue: str | None
-    path: str
-
-
-@dataclass(frozen=True)
 class Scenario:
     """A validated scenario (SI units). Build the model and protocol with :meth:`build`."""
 
@@ -115,7 +106,7 @@ class Scenario:
     limits: Limits
     shutdown: PerfusionShutdown
     ablation: AblationCriterion
-    thermocouples: tuple[ThermocoupleSpec, ...]
+    thermocouples: tuple[Thermocouple, ...]
     output: dict
     base_dir: Path = field(default=Path("."))
     source_text: str = ""
@@ -161,37 +152,11 @@ class Scenario:
                 except ScenarioError as exc:
                     add_problems(errors, path, exc)
             bound.append(tuple(bound_here))
-        tcs = []
-        for tc in self.thermocouples:
-            if not grid.contains(tc.position):
-                lo = [round(b[0] * 1e3, 1) for b in grid.bounds]
-                hi = [round(b[1] * 1e3, 1) for b in grid.bounds]
-                errors.add(
-                    tc.path + ".position_mm",
-                    f"{[round(v * 1e3, 2) for v in tc.position]} mm lies outside the grid "
-                    f"({lo} to {hi} mm); move it or enlarge [grid] extent_mm",
-                )
-                continue
-            structure = model.structures[model.labels[grid.world_to_index(tc.position)]]
-            expect = tc.expect_tissue  # a tissue or a structure name
-            known = set(lib.names) | set(model.structure_names)
-            if expect is not None and expect not in known:
-                errors.add(
-                    tc.path + ".tissue",
-                    f"{expect!r} is neither a tissue nor a structure of the model"
-                    + suggest(expect, known),
-                )
-            elif expect is not None and expect not in (structure.tissue, structure.name):
-                errors.add(
-                    tc.path + ".position_mm",
-                    f"{[round(v * 1e3, 2) for v in tc.position]} mm lies in "
-                    f"{_describe(structure)}, but tissue = {expect!r} was expected there; "
-                    "move the thermocouple (the report's slice pictures show the anatomy)",
-                )
-            tcs.append(Thermocouple(tc.name, tc.position, tc.cutoff))
+        for i, tc in enumerate(self.thermocouples):
+            _check_thermocouple(tc, f"safety.thermocouple[{i}]", model, errors)
         if errors:
             raise ScenarioError(format_errors(errors, self.name))
-        return BuiltScenario(self, model, self.phases, tuple(tcs), notes, tuple(bound))
+        return BuiltScenario(self, model, self.phases, self.thermocouples, notes, tuple(bound))
 
 
 @dataclass(frozen=True)
@@ -520,7 +485,7 @@ def _read_duration(t: Table, errors) -> float | None:
 def _read_safety(s: Table | None, errors):
     limits = Limits()
     ablation = AblationCriterion()
-    tcs: list[ThermocoupleSpec] = []
+    tcs: list[Thermocouple] = []
     if s is None:
         return limits, ablation, ()
     hot = s.number("hot_limit_C", default=45.0)
@@ -555,9 +520,7 @@ def _read_safety(s: Table | None, errors):
         expect = t.string("tissue", default=None)
         t.finish()
         if pos is not None:
-            tcs.append(
-                ThermocoupleSpec(name, tuple(v * 1e-3 for v in pos), bool(cutoff), expect, t.path)
-            )
+            tcs.append(Thermocouple(name, tuple(v * 1e-3 for v in pos), bool(cutoff), expect))
     s.finish()
     return limits, ablation, tuple(tcs)
 
@@ -618,6 +581,36 @@ def _describe(structure) -> str:
     if structure.name == structure.tissue:
         return structure.tissue
     return f"{structure.tissue} ({structure.name})"
+
+
+def _check_thermocouple(tc: Thermocouple, path: str, model: Model, errors: Errors) -> None:
+    """A thermocouple inside the grid, in the tissue or structure it expects."""
+    grid = model.grid
+    where = [round(v * 1e3, 2) for v in tc.position]
+    if not grid.contains(tc.position):
+        errors.add(
+            path + ".position_mm",
+            f"{where} mm lies outside the grid ({grid.bounds_text()}); move it or enlarge "
+            "[grid] extent_mm",
+        )
+        return
+    if tc.tissue is None:
+        return
+    structure = model.structures[model.labels[grid.world_to_index(tc.position)]]
+    known = set(model.tissues.names) | set(model.structure_names)
+    if tc.tissue not in known:
+        errors.add(
+            path + ".tissue",
+            f"{tc.tissue!r} is neither a tissue nor a structure of the model"
+            + suggest(tc.tissue, known),
+        )
+    elif tc.tissue not in (structure.tissue, structure.name):
+        errors.add(
+            path + ".position_mm",
+            f"{where} mm lies in {_describe(structure)}, but tissue = {tc.tissue!r} was "
+            "expected there; move the thermocouple (the report's slice pictures show the "
+            "anatomy)",
+        )
 
 
 def _check_needles(src: Source, path: str, model: Model, errors: Errors) -> bool:

@@ -406,6 +406,19 @@ class PotentialSystem:
             V.reshape(-1)[at] = v
         return V
 
+    def warm_start(self) -> np.ndarray | None:
+        """The solution the next solve starts from (None before the first solve): part
+        of a checkpoint, so a resumed run solves exactly as an uninterrupted one."""
+        return None if self._mg is None else self._xpad.copy()
+
+    def set_warm_start(self, x: np.ndarray | None) -> None:
+        """Continue from :meth:`warm_start`'s value."""
+        if x is None:
+            return
+        if self._mg is None:
+            self._mg_setup()
+        self._xpad[...] = x
+
     def _fail(self, it: int):
         raise SimulationError(
             f"the electric potential solve did not converge in {it} iterations; "

@@ -514,6 +514,23 @@ class BoundMicrowave(BoundSource):
         Q += self.q
         return self.power
 
+    def state(self) -> dict:
+        """A temperature-dependent SAR: the field in use and the factor it was made at."""
+        if self.static:
+            return {}
+        out = {"updates": self.updates, "q": self.q.copy()}
+        if self._factor is not None:
+            out["factor"] = self._factor.copy()
+        return out
+
+    def restore(self, state: dict) -> None:
+        if self.static:
+            super().restore(state)
+            return
+        self.updates = int(state["updates"])
+        self.q = np.array(state["q"])
+        self._factor = np.array(state["factor"]) if "factor" in state else None
+
     def telemetry(self) -> dict[str, float]:
         """``absorbed_W`` and, if temperature dependent, ``sar_updates`` so far."""
         out = {"absorbed_W": self.power}

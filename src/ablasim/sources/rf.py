@@ -517,7 +517,7 @@ class BoundRF(BoundSource):
         self.coeff = np.ascontiguousarray(model.field("electrical_conductivity_coeff_per_K")[box])
         sub = self.sigma0.shape
         self.sigma = np.empty(sub)
-        self.T_ref = np.empty(sub)
+        self.T_ref = np.zeros(sub)
         # heating per watt at the last solve [1/m^3], on the grid (zero outside the box,
         # see advance()) and as a view of the box
         self.unit_heating = np.zeros(grid.shape)
@@ -540,7 +540,6 @@ class BoundRF(BoundSource):
         # generator state
         self._t_last = None
         self._t_solve = -math.inf
-        self._force_solve = False
         self._integral = 0.0
         self._paused_until = -math.inf
         self._z_min = math.inf
@@ -613,14 +612,9 @@ class BoundRF(BoundSource):
         src = self.src
         dt = 0.0 if self._t_last is None else max(t - self._t_last, 0.0)
         due = t - self._t_solve >= src.min_resolve_interval_s
-        if (
-            self._t_last is None
-            or self._force_solve
-            or (due and self._drift(T) > src.resolve_tolerance)
-        ):
+        if self._t_last is None or (due and self._drift(T) > src.resolve_tolerance):
             self._solve(T)
             self._t_solve = t
-            self._force_solve = False
         self._t_last = t
         z = 1.0 / self.G
         self._tip = self.tip_temperature(T)
@@ -655,25 +649,38 @@ class BoundRF(BoundSource):
         return p
 
     def state(self) -> dict:
-        """The generator's state for a checkpoint (JSON-able)."""
+        """The generator's state and the last potential solve (its heating per watt, the
+        temperatures it was made at), so a resumed run continues without a new solve."""
         return {
             "t_last": self._t_last,
+            "t_solve": self._t_solve,
             "integral": self._integral,
             "paused_until": self._paused_until,
             "z_min": self._z_min,
             "power": self._power,
             "pauses": self.pauses,
+            "solves": self.system.solves,
+            "G": self.G,
+            "q_unit": self.q_unit.copy(),
+            "T_ref": self.T_ref.copy(),
+            **({} if (x := self.system.warm_start()) is None else {"warm_start": x}),
         }
 
     def restore(self, state: dict) -> None:
-        """Continue from :meth:`state`; the potential is re-solved at the next step."""
+        """Continue from :meth:`state` exactly where it was."""
         self._t_last = state["t_last"]
+        self._t_solve = float(state["t_solve"])
         self._integral = float(state["integral"])
         self._paused_until = float(state["paused_until"])
         self._z_min = float(state["z_min"])
         self._power = float(state["power"])
         self.pauses = int(state["pauses"])
-        self._force_solve = True
+        self.system.solves = int(state["solves"])
+        self.G = float(state["G"])
+        self.q_unit[...] = state["q_unit"]
+        self.q_share = self.q_unit * self.h**3
+        self.T_ref[...] = state["T_ref"]
+        self.system.set_warm_start(state.get("warm_start"))
 
     def telemetry(self) -> dict[str, float]:
         """Delivered power [W], voltage [V], impedance [Ω], probe sensor [°C], solves."""
