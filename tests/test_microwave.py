@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 import ablasim as ab
+from ablasim.sources import read_source
 from ablasim.sources.microwave import (
     DEFAULT_EFFICIENCY,
     MAX_PATH_SAMPLES,
@@ -25,7 +26,6 @@ from ablasim.sources.microwave import (
     attenuation_constant,
     mita_factors,
 )
-from ablasim.sources import read_source
 
 H = 0.001
 #: odd voxel counts: the axis x = y = 0 runs through voxel centres
@@ -254,15 +254,29 @@ def test_nijland_2024_sheep_vertebra_posterior_wall():
 
 
 # -- SAR maps ------------------------------------------------------------------------------------
-def test_sar_map_is_scaled_to_the_power(rng):
+def test_sar_map_is_a_sar_in_w_per_kg(rng):
+    """An EM solver's SAR is per kilogram: the power density is SAR x density, so with
+    the same SAR muscle and cortical bone heat in the ratio of their densities (read
+    here from the library file, not through the code under test). Failed before the
+    fix, when the map was used as a shape: ratio 1 instead of 1.80."""
+    import tomllib
+    from importlib import resources
+
+    lib = tomllib.loads((resources.files("ablasim.tissues") / "library.toml").read_text())
+    rho = {t: lib["tissue"][t]["density_kg_m3"]["value"] for t in ("muscle", "cortical_bone")}
     grid = ab.Grid.from_extent(0.02, 0.002)
-    model = ab.Model.uniform(grid, "muscle")
-    sar = rng.uniform(0.0, 5.0, size=grid.shape)
+    phantom = ab.make_phantom("slab", grid, tissues=("muscle", "cortical_bone"))
+    model = ab.Model.from_phantom(phantom)
+    bone = grid.mesh()[0] >= 0.0
+    bone = np.broadcast_to(bone, grid.shape)
+    sar = rng.uniform(1.0, 5.0, size=grid.shape)
     bound = MicrowaveSource(power_W=25.0, sar_map=sar, efficiency=1.0).bind(model)
-    Q, p = _deposit(bound, grid.shape)
-    assert p == 25.0
-    assert Q.sum() * grid.voxel_volume == pytest.approx(25.0, rel=1e-12)
-    np.testing.assert_allclose(Q / Q.max(), sar / sar.max(), rtol=1e-12)
+    Q, _ = _deposit(bound, grid.shape)
+    per_kg = Q / sar  # a constant times the density
+    np.testing.assert_allclose(per_kg[bone], per_kg[bone][0], rtol=1e-12)
+    np.testing.assert_allclose(per_kg[~bone], per_kg[~bone][0], rtol=1e-12)
+    got = per_kg[bone][0] / per_kg[~bone][0]
+    assert got == pytest.approx(rho["cortical_bone"] / rho["muscle"], rel=1e-12)
 
 
 def test_sar_map_errors():

@@ -76,6 +76,7 @@ def test_vti_rejects_wrong_shape(tmp_path, grid):
 
 def test_vti_read_by_vtk(tmp_path, grid, fields):
     import vtk
+
     path = write_vti(tmp_path / "final.vti", grid, fields)
     reader = vtk.vtkXMLImageDataReader()
     reader.SetFileName(str(path))
@@ -129,6 +130,7 @@ def test_timeseries_digits(tmp_path):
 
 def test_timeseries_read_by_pandas(tmp_path):
     import pandas as pd
+
     t = np.array([0.0, 0.5, 1.0])
     path = write_timeseries_csv(tmp_path / "t.csv", t, {"tc_C": [37.123456789, 40, 41]}, digits=6)
     df = pd.read_csv(path)

@@ -155,7 +155,7 @@ def _report(cool_s):
         result=result,
         analysis=analysis,
         notes=[],
-        source_kinds={"volumetric"},
+        source_assumptions=[],
     )
     return result, analysis, report
 

@@ -203,6 +203,7 @@ def test_grid_from_shape_and_boundary_faces():
 
 def test_load_scenario_reads_a_file_with_paths_relative_to_it(tmp_path):
     import nibabel as nib
+
     labels = np.zeros((10, 10, 10), np.uint8)
     labels[3:7, 3:7, 3:7] = 1
     nib.save(nib.Nifti1Image(labels, np.diag([2.0, 2.0, 2.0, 1.0])), str(tmp_path / "seg.nii.gz"))
@@ -546,6 +547,7 @@ def test_label_map_file_corrupt(tmp_path):
 
 def test_label_without_a_tissue_mapping(tmp_path):
     import nibabel as nib
+
     labels = np.zeros((10, 10, 10), np.uint8)
     labels[3:7, 3:7, 3:7] = 1
     labels[0, 0, 0] = 7

@@ -129,8 +129,9 @@ def _cmd_examples(args) -> int:
 
 
 def _cmd_phantom(args) -> int:
-    from .anatomy import make_phantom, write_phantom_outputs
+    from .anatomy import make_phantom
     from .grid import Grid
+    from .viz.labels import write_phantom_outputs
 
     center = tuple(v * 1e-3 for v in args.center_mm)
     extent = tuple(v * 1e-3 for v in args.extent_mm)

@@ -1,6 +1,6 @@
 """The model: a grid, a label volume of named structures, tissue properties, a boundary.
 
-A :class:`Model` is immutable. :meth:`Model.fields` turns it into the per-voxel property
+A :class:`Model` is immutable. :attr:`Model.thermal_fields` turns it into the per-voxel property
 arrays the solver steps with (conductivity, heat capacity, perfusion coefficient,
 metabolic heat, phase-change table).
 """

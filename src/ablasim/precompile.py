@@ -17,9 +17,8 @@ empty cache):
   the RF potential solver and the microwave SAR kernel, bound to a small model and
   asked for their heating twice, as a simulation calls them).
 
-That is every kernel a simulation runs (the optional pyamg potential solver shares the
-conjugate-gradient kernels); the reference kernels kept for tests and benchmarks
-(``pennes_step``, ``accumulate_damage``, ``_gs_colour``) compile on first use.
+That is every kernel a simulation runs; the reference kernels kept for tests and
+benchmarks (``pennes_step``, ``accumulate_damage``, ``_gs_colour``) compile on first use.
 
 ``make demo`` and ``make test`` run it after installing, so a fresh clone's first run
 is as fast as any later one. Calling it again costs a few seconds (cache loads).

@@ -66,9 +66,7 @@ TREND_COLD_BELOW_BODY_K = 2.0
 TREND_HORIZON_S = 600.0
 
 
-def assumptions(
-    result: Result, criterion_text: str, source_assumptions: list[str]
-) -> list[str]:
+def assumptions(result: Result, criterion_text: str, source_assumptions: list[str]) -> list[str]:
     """The modelling assumptions a planner should weigh, in plain words; the sources'
     own (``Source.assumptions``) follow the general ones."""
     model = result.model
@@ -98,11 +96,11 @@ def assumptions(
         f"{DAMAGE_FLOOR_C:g} °C; perfusion stops for good where tissue coagulates "
         "(Omega >= 4.6 or T >= 60 °C by default).",
         f"Ablation zone: {criterion_text}.",
-        f"Nerve verdict: FAIL if any nerve voxel leaves {result.limits.cold_C:g}–"
-        f"{result.limits.hot_C:g} °C at any time; CEM43 is reported as evidence (rat "
+        f"Nerve verdict: FAIL if any nerve voxel reaches {result.limits.hot_C:g} °C or "
+        f"{result.limits.cold_C:g} °C at any time; CEM43 is reported as evidence (rat "
         "sciatic nerve: 50 % motor loss at 48–64 CEM43)."
         if result.limits.cold_C is not None
-        else f"Nerve verdict: FAIL if any nerve voxel exceeds {result.limits.hot_C:g} °C.",
+        else f"Nerve verdict: FAIL if any nerve voxel reaches {result.limits.hot_C:g} °C.",
     ]
     out.extend(dict.fromkeys(source_assumptions))  # each once, in order
     if any(p.cutoff_at_s is not None for p in result.phases):

@@ -59,7 +59,7 @@ class NerveSummary:
     """Time-resolved facts about one nerve structure, tracked every step.
 
     ``time_above_hot_s`` counts the time during which any voxel of the structure was
-    above the hot limit; ``first_hot_crossing_s`` is the first such moment (None: never).
+    at or above the hot limit; ``first_hot_crossing_s`` is the first such moment (None: never).
     """
 
     name: str

@@ -40,13 +40,3 @@ __all__ = [
     "uniform",
     "vertebra",
 ]
-
-
-def __getattr__(name: str):
-    # write_phantom_outputs draws a picture, so it lives in ablasim.viz.labels (viz sits
-    # above anatomy). Kept reachable here only until ablasim.cli imports it from there.
-    if name == "write_phantom_outputs":
-        from ..viz.labels import write_phantom_outputs
-
-        return write_phantom_outputs
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -625,7 +625,8 @@ def conjugate_gradients(apply, precondition, b, x, r, work, *, tol: float, maxit
     (:func:`stopping_residual`). Returns (iterations, converged); not converged also
     when ``p·Ap <= 0`` (the operator is not SPD, or NaN). The vector operations are
     numba loops (not BLAS, whose threads fight numba's) whose sums do not depend on the
-    thread count. Both potential solvers use it (the multigrid V-cycle and pyamg's).
+    thread count. The potential solve uses it with the multigrid V-cycle (and the pyamg
+    reference in ``benchmarks/pyamg_reference.py`` with its own preconditioner).
     """
     rf, bf, xf = r.reshape(-1), b.reshape(-1), x.reshape(-1)
     bnorm = math.sqrt(_dot(bf, bf))

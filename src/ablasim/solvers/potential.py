@@ -61,11 +61,8 @@ __all__ = [
     "PotentialSystem",
     "conductivity_factor",
     "conductivity_factor_numpy",
-    "current_through",
-    "joule_heating",
     "max_relative_change",
     "max_relative_change_numpy",
-    "solve_potential",
     "weighted_relative_change",
     "weighted_relative_change_numpy",
 ]
@@ -575,56 +572,3 @@ def _theta(phi_free, phi_in, theta_min):
     with np.errstate(divide="ignore", invalid="ignore"):
         th = np.where(den > 0, pf / np.where(den > 0, den, 1.0), 1.0)
     return np.clip(th, theta_min, 1.0)
-
-
-# -- functional wrappers --------------------------------------------------------------------
-def solve_potential(
-    sigma: np.ndarray,
-    spacing: float,
-    electrodes: np.ndarray,
-    voltages: Sequence[float],
-    *,
-    level: np.ndarray | None = None,
-    ground="all",
-    tol: float = 1e-10,
-) -> np.ndarray:
-    """Solve ∇·(σ∇V) = 0 with electrodes held at ``voltages``.
-
-    Parameters
-    ----------
-    sigma : ndarray
-        Electrical conductivity [S/m], > 0, grid shape.
-    spacing : float
-        Voxel edge [m].
-    electrodes, voltages, level, ground
-        See :class:`PotentialSystem`.
-    tol : float
-        Relative residual of the conjugate-gradient solve.
-
-    Returns
-    -------
-    ndarray
-        Potential [V] at the voxel centres.
-    """
-    sigma = np.asarray(sigma, dtype=np.float64)
-    if not np.all(np.isfinite(sigma)) or np.any(sigma <= 0):
-        raise ValueError("sigma must be finite and > 0 everywhere")
-    sysm = PotentialSystem(electrodes, voltages, spacing, level=level, ground=ground)
-    return sysm.solve(sigma, tol=tol)
-
-
-def joule_heating(
-    sigma, V, spacing, electrodes, voltages, *, level=None, ground="all"
-) -> np.ndarray:
-    """Power density Q = σ|∇V|² [W/m^3], per voxel from the discrete link currents, so that
-    ``Q.sum() * spacing**3`` is the power the electrodes deliver."""
-    sysm = PotentialSystem(electrodes, voltages, spacing, level=level, ground=ground)
-    return sysm.joule_heating(sigma, V)
-
-
-def current_through(
-    sigma, V, spacing, electrodes, voltages, *, level=None, ground="all"
-) -> np.ndarray:
-    """Current leaving each electrode [A] (entry ``k - 1`` for electrode ``k``)."""
-    sysm = PotentialSystem(electrodes, voltages, spacing, level=level, ground=ground)
-    return sysm.currents(sigma, V)
