@@ -15,7 +15,9 @@ by 15-35 % between runs, so only ratios within one run are meaningful):
   37-47 °C everywhere, 80 % of the voxels above the 39 °C dose floor with two
   exponentials each (the worst case), and "treatment", 37-37.2 °C with a hot ball of
   1.4 % of the voxels (half-way through the vertebra-mw example, 28 % of the voxels
-  were above the floor: in between). The four are timed in turn, repeat after repeat
+  were above the floor: in between); and the same through ``Stepper.step``, the object
+  a simulation calls (the kernel plus its Python overhead; its field evolves from call
+  to call). The five are timed in turn, repeat after repeat
   (the host's noise falls on all alike), and their medians compared. Caveat: the
   repeats see the same temperatures, so after the first call the fused step's row
   bounds (``row_bounds``) let it skip reading t_max and t_min, while the separate pass,
@@ -41,6 +43,8 @@ import numpy as np
 
 from ablasim.solvers import (
     Boundary,
+    Materials,
+    Stepper,
     accumulate_damage,
     fill_ghosts,
     pennes_damage_step,
@@ -106,6 +110,28 @@ def accumulators(T: np.ndarray) -> tuple:
     """t_max, t_min, CEM43, Omega for a padded field: extremes 3 K either side of it."""
     t = T[1:-1, 1:-1, 1:-1]
     return t + 3.0, t - 3.0, np.zeros(t.shape), np.zeros(t.shape)
+
+
+def _stepper(T, k, inv_rhoc, W, labels, phase, tables, acc) -> Stepper:
+    """The object a simulation steps with, on copies of the problem (body faces)."""
+
+    class Damage:
+        t_max, t_min, cem43, omega = acc
+
+    materials = Materials(
+        k=k, inv_rhoc=inv_rhoc, labels=labels, phase=phase, ln_a=tables[0], ea_over_r=tables[1]
+    )
+    return Stepper(
+        T.copy(),
+        W.copy(),
+        Damage(),
+        materials=materials,
+        boundary=Boundary.body(),
+        spacing=5e-4,
+        blood_C=37.0,
+        shutdown=(4.6, 60.0),
+        floor=39.0,
+    )
 
 
 def time_interleaved(calls: dict, repeats: int) -> dict:
@@ -222,12 +248,14 @@ def main(argv=None) -> dict:
                 *a[:3], W_fused, *a[4:], *tables, *acc_fused, 4.6, 60.0, 39.0, 1.0, a[4], 0.0,
                 *bounds,
             )  # fmt: skip
+            stepper = _stepper(Tf, k, inv_rhoc, W, labels, phase, tables, accumulators(out))
             t = time_interleaved(
                 {
                     "step": (pennes_step, a),
                     "damage": (accumulate_damage, dmg),
                     "step_then_damage": ((pennes_step, accumulate_damage), (a_sep, dmg)),
                     "fused": (pennes_damage_step, fused),
+                    "stepper": (stepper.step, (0.05, Q)),
                 },
                 args.repeats,
             )
@@ -247,12 +275,12 @@ def main(argv=None) -> dict:
     )
     print(
         f"{'grid':>6} {'field':>9} {'plain step':>14} {'damage pass':>14} "
-        f"{'step+damage':>14} {'fused':>14} {'fused gain':>10}"
+        f"{'step+damage':>14} {'fused':>14} {'Stepper.step':>14} {'fused gain':>10}"
     )
     for d in damage_rows:
         cells = " ".join(
             f"{d[f'{key}_mvups']:6.0f} ({d[f'{key}_ms']:5.1f})"
-            for key in ("step", "damage", "step_then_damage", "fused")
+            for key in ("step", "damage", "step_then_damage", "fused", "stepper")
         )
         print(f"{d['n']:>5}³ {d['field']:>9} {cells} {d['fused_speedup']:9.2f}×")
     comp = compile_times()

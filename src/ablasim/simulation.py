@@ -186,7 +186,9 @@ def simulate(
             if st.step == 0:
                 for change in changes[p]:
                     _change_material(stepper, models[p], change)
-                st.phase_change = bool(face_min < liquidus or np.any(_interior(st.T) < liquidus))
+                st.phase_change = bool(
+                    face_min < liquidus or (_interior(stepper.T) < liquidus).any()
+                )
             held = _Held(srcs, stepper)
             if held.update(st.step * dt_p) < liquidus:
                 st.phase_change = True
