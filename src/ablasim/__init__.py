@@ -21,8 +21,9 @@ from .damage import PerfusionShutdown
 from .errors import AblasimError, ScenarioError, SimulationError, StabilityError
 from .grid import Grid
 from .model import Model
+from .protocol import Limits, Phase, Thermocouple
 from .result import PhaseSummary, Result
-from .simulation import Limits, Phase, Thermocouple, simulate
+from .simulation import simulate
 from .solvers import Boundary, FaceCondition
 from .sources import MicrowaveSource, RFSource, Source, VolumetricSource
 from .tissues import TissueLibrary

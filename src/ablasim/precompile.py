@@ -12,7 +12,7 @@ module compiles the two groups of kernels in two processes at once (about 25 s f
 empty cache):
 
 * ``step``: the time step with damage, the ghost layers, the held-voxel damage
-  (:func:`ablasim.simulation._warm_up`, the call every simulation makes first);
+  (:func:`ablasim.solvers.warm_up`, the call every simulation makes first);
 * ``sources``: each registered source kind's own kernels (``Source.compile_ahead``:
   the RF potential solver and the microwave SAR kernel, bound to a small model and
   asked for their heating twice, as a simulation calls them).

@@ -57,7 +57,7 @@ from .solvers import Materials, Stepper, pennes_damage_step, stable_dt, warm_up
 from .sources import BoundSource, MaterialChange
 
 # Phase, Limits, Thermocouple live in .protocol; re-exported for older imports
-__all__ = ["Limits", "Phase", "Thermocouple", "simulate"]
+__all__ = ["simulate"]
 
 #: Temperatures outside this range [°C] mean the run has blown up.
 T_RUNAWAY = (-273.15, 1000.0)

@@ -38,7 +38,7 @@ import math
 import numpy as np
 
 from ._jit import jit, jit_inline, jit_serial, prange
-from .pennes import _boiling_start, _row_extremes, _row_update
+from .pennes import boiling_start, row_extremes, row_update
 
 __all__ = [
     "accumulate_damage",
@@ -245,7 +245,7 @@ def pennes_damage_step(T, k, inv_rhoc, W, Q, t_art, dt, h, out, labels, phase, p
     Each z-row is updated, its extremes taken, and then its damage accumulated at the
     new temperature while the row is in L1 cache, so T is not streamed from memory a
     second time. Results equal the two calls in sequence (the same inlined arithmetic,
-    :func:`~ablasim.solvers.pennes._row_update` and :func:`damage_row`); on the example
+    :func:`~ablasim.solvers.pennes.row_update` and :func:`damage_row`); on the example
     scenarios they are bit for bit the same.
 
     The doses (two scalar exponentials per voxel above the floor) cost more than the
@@ -260,7 +260,7 @@ def pennes_damage_step(T, k, inv_rhoc, W, Q, t_art, dt, h, out, labels, phase, p
     """
     nx, ny = inv_rhoc.shape[0], inv_rhoc.shape[1]
     inv_h2 = 1.0 / (h * h)
-    tv = _boiling_start(phase)
+    tv = boiling_start(phase)
     rmax = np.empty(nx)
     rmin = np.empty(nx)
     rbad = np.empty(nx)
@@ -269,11 +269,11 @@ def pennes_damage_step(T, k, inv_rhoc, W, Q, t_art, dt, h, out, labels, phase, p
         b = np.inf
         s = 0.0
         for j in range(1, ny + 1):
-            _row_update(
+            row_update(
                 T, k, inv_rhoc, W, Q, q_scale, P, p_scale, t_art, dt, inv_h2, out, labels, phase,
                 phase_change, tv, i, j,
             )  # fmt: skip
-            a, b, s = _row_extremes(out, i, j, a, b, s)
+            a, b, s = row_extremes(out, i, j, a, b, s)
             damage_row(
                 out, i - 1, j - 1, dt, labels, ln_a, ea_over_r, t_max, t_min, cem43, omega, W,
                 shut_omega, shut_t, floor, lo_max, hi_min,

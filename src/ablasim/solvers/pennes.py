@@ -21,7 +21,7 @@ Boiling: the enthalpy also holds the latent heat of vaporisation of the tissue's
 MITA-model RF studies (physics.md §1.2). Tissue next to an RF electrode or a microwave
 antenna then sits near 100 °C while its water boils off, instead of heating straight
 through, which takes up much energy and slows the electrical roll-off. Rows that reach
-95 °C take the enthalpy update even in a run without freezing (see ``_row_update``).
+95 °C take the enthalpy update even in a run without freezing (see ``row_update``).
 Not modelled: vapour transport and condensation elsewhere, charring, and the drop of
 heat capacity of dried tissue (0.6 MJ/m³/K in the MITA study; keeping ``ρc`` avoids a
 6x shorter explicit time step, and matters only after the water is gone).
@@ -44,10 +44,13 @@ __all__ = [
     "PHASE_COLUMNS",
     "VAPORISATION_C",
     "WATER_LATENT_HEAT_J_KG",
+    "boiling_start",
     "enthalpy",
     "enthalpy_numpy",
     "pennes_step",
     "pennes_step_numpy",
+    "row_extremes",
+    "row_update",
     "stable_dt",
     "temperature_from_enthalpy",
     "temperature_from_enthalpy_numpy",
@@ -178,7 +181,7 @@ def _row_phase(T, k, W, Q, qs, P, ps, t_art, dt, inv_h2, out, labels, phase, i, 
 
 
 @jit_inline
-def _boiling_start(phase):
+def boiling_start(phase):
     """The lowest temperature at which any tissue of the table starts to boil [°C]."""
     tv = phase[0, 6]
     for lab in range(1, phase.shape[0]):
@@ -195,7 +198,7 @@ def _row_max(a, i, j):
 
 
 @jit_inline
-def _row_update(
+def row_update(
     T, k, inv_rhoc, W, Q, qs, P, ps, t_art, dt, inv_h2, out, labels, phase, phase_change, tv,
     i, j,
 ):  # fmt: skip
@@ -203,7 +206,7 @@ def _row_update(
 
     The plain update is redone with the enthalpy one in a row that is, or would get,
     hot enough to boil (at or above ``tv``, the lowest ``T_vap_start_C``, see
-    :func:`_boiling_start`): the two agree wherever no phase changes, so only the few
+    :func:`boiling_start`): the two agree wherever no phase changes, so only the few
     rows next to an ablation probe pay."""
     enthalpy_row = phase_change
     if not phase_change:
@@ -214,7 +217,7 @@ def _row_update(
 
 
 @jit_inline
-def _row_extremes(out, i, j, a, b, s):
+def row_extremes(out, i, j, a, b, s):
     """Running max ``a``, min ``b`` and non-finite sum ``s`` updated with z-row (i, j)
     of ``out`` (a separate loop after the update, so both loops vectorise)."""
     for m in range(1, out.shape[2] - 1):
@@ -271,7 +274,7 @@ def pennes_step(T, k, inv_rhoc, W, Q, t_art, dt, h, out, labels, phase, phase_ch
     """
     nx, ny = inv_rhoc.shape[0], inv_rhoc.shape[1]
     inv_h2 = 1.0 / (h * h)
-    tv = _boiling_start(phase)
+    tv = boiling_start(phase)
     rmax = np.empty(nx)
     rmin = np.empty(nx)
     rbad = np.empty(nx)
@@ -280,11 +283,11 @@ def pennes_step(T, k, inv_rhoc, W, Q, t_art, dt, h, out, labels, phase, phase_ch
         b = np.inf
         s = 0.0
         for j in range(1, ny + 1):
-            _row_update(
+            row_update(
                 T, k, inv_rhoc, W, Q, 1.0, Q, 0.0, t_art, dt, inv_h2, out, labels, phase,
                 phase_change, tv, i, j,
             )  # fmt: skip
-            a, b, s = _row_extremes(out, i, j, a, b, s)
+            a, b, s = row_extremes(out, i, j, a, b, s)
         rmax[i - 1] = a
         rmin[i - 1] = b
         rbad[i - 1] = s
