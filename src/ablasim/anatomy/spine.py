@@ -6,8 +6,8 @@ Frames: SI inside (metres), world frame RAS (+x towards the patient's right, +y 
 so the spinal canal lies at **negative y**. A grid smaller than the modelled anatomy clips
 it.
 
-Dimensions come from ``shared/reference/anatomy.md`` (tags: [V] read in the cited source,
-[V†] read in a transcription of its tables, [C] computed, [U] typical, unverified);
+Dimensions come from the anatomical literature (tags: [V] read in the cited source, [V†]
+read in a transcription of its tables, [C] computed, [U] typical, unverified);
 :func:`vertebra`'s docstring names each number and its source, and
 :attr:`Phantom.description` repeats the numbers actually used.
 """
@@ -30,7 +30,7 @@ __all__ = ["VERTEBRA_LEVELS", "vertebra"]
 _MM = 1e-3
 
 
-#: Dimension defaults [mm] at T12 and L3 (anatomy.md §1-§3, §5); L1 is derived below.
+#: Dimension defaults [mm] at T12 and L3, each with its source; L1 is derived below.
 _T12 = {
     "body_width": 39.2,  # Panjabi 1992 upper end-plate width, read off figure [V†]
     "body_depth": 31.0,  # 30-32 [U]
@@ -205,8 +205,8 @@ psoas_width, psoas_depth, cauda_ap, cauda_width : float, optional
 
     Notes
     -----
-    Defaults [mm] (anatomy.md; [V] read in source, [V†] from a table transcription,
-    [C] computed, [U] typical unverified). L1 is interpolated one third of the way from T12
+    Defaults [mm] ([V] read in source, [V†] from a table transcription, [C] computed,
+    [U] typical unverified). L1 is interpolated one third of the way from T12
     to L3 (T12, L1, L2, L3 equally spaced) and rounded to 0.1 mm, except where noted.
 
     =====================  =====  =====  =====  ==================================================
@@ -239,18 +239,11 @@ psoas_width, psoas_depth, cauda_ap, cauda_width : float, optional
     cauda_ap/width         4.5/10 4.5/10 4.5/10 [U]
     =====================  =====  =====  =====  ==================================================
 
-    Where things are at L1 (default): body y in [-16.2, 16.2] mm, x in [-20.4, 20.4] mm,
-    z in [-11.6, 11.6] mm; anterior epidural space y in [-17.7, -16.2]; dural sac
-    [-29.2, -17.7]; cord [-25.7, -19.2] (conus tip z = -7.7 mm); posterior canal border
-    y = -33.3; spinous tip y ≈ -70. A 48 mm cube centred on the origin therefore cuts the
-    canal in half: centre the grid near y = -10 mm (``Grid.from_extent(0.048, h,
-    center=(0, -0.010, 0))``) to hold both the body and the canal.
-
-    Derived at L1: dorsal CSF 11.5 - 1.5 - 6.5 = 3.5 mm (T12 1.5-4.5, Holsheimer 1994
-    [V]); posterior epidural 17.1 - 1.5 - 11.5 = 4.1 mm (T11-12 4.1, Neurographics [V]);
-    posterior wall -> cord 3.0 mm (T12 3-5 [U]); foramen height = period - pedicle height
-    = 14.4 mm (normal ≥ 15, spinebase [V]: slightly small because the pedicle is modelled
-    at its full height).
+    At L1 the body spans y in [-16.2, 16.2] mm and the canal reaches back to y = -33.3 mm,
+    so a 48 mm cube centred on the origin cuts the canal in half: centre the grid near
+    y = -10 mm (``Grid.from_extent(0.048, h, center=(0, -0.010, 0))``) to hold both.
+    Where each structure lies, and the derived dimensions against the literature:
+    ``benchmarks/README.md``.
 
     Geometry: the body is a superellipse (exponent 2.4) in x-y with a 6 % waist at
     mid-height and concave end-plates (1.5 mm for the inferior, 0.7 mm for the superior

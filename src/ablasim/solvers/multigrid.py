@@ -378,8 +378,8 @@ def _cg_update(x, r, p, q, alpha):  # pragma: no cover - compiled
 def _cholesky(A):  # pragma: no cover - compiled
     """In-place Cholesky factor (lower triangle) of a small SPD matrix; False if not SPD.
 
-    Serial numba rather than LAPACK: next to numba's worker threads a threaded BLAS call
-    on a 100x100 matrix took 40-80 ms instead of microseconds."""
+    Serial numba rather than LAPACK: a threaded BLAS call next to numba's worker threads
+    fights them for the cores (see ``benchmarks/bench_potential.py``)."""
     n = A.shape[0]
     for j in range(n):
         d = A[j, j]
@@ -593,11 +593,10 @@ def stopping_residual(r0: float, bnorm: float, tol: float) -> float:
     A warm start after a smooth change of the operator (σ of warming tissue) has a
     residual small next to |b| although the solution moved: ∇·(δσ ∇V) is small where
     δσ varies slowly, and the operator's condition number (~n²) turns that into a large
-    error. A test against ``tol |b|`` then accepted the old solution untouched, again
-    and again, while the drift grew (0 iterations, the conductance 0.56 % off after a
-    2 % σ change, ``tests/test_multigrid.py``). Reducing the solve's own starting
-    residual by ``tol`` bounds the new error by about ``tol`` times the change. From a
-    zero start r0 = |b|, as before. A warm start can also be *worse* than zero (r0 >
+    error. A test against ``tol |b|`` would accept the old solution untouched, again and
+    again, while the drift grows (``tests/test_multigrid.py``). Reducing the solve's own
+    starting residual by ``tol`` bounds the new error by about ``tol`` times the change.
+    From a zero start r0 = |b|. A warm start can also be *worse* than zero (r0 >
     |b|: tissue at the electrode dried out and σ fell 100-fold); the target is then
     ``tol |b|``, as from zero, not the looser ``tol r0``. Below :data:`RESIDUAL_FLOOR`
     |b| the start counts as solved (nothing changed)."""
