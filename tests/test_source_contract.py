@@ -101,7 +101,7 @@ def test_what_the_rest_of_the_package_asks(kind):
     model = _model()
     assert cls.summary
     assert cls.keys_help
-    assert all(len(line) <= 72 for line in cls.keys_help.splitlines())
+    assert all(len(line) <= 70 for line in cls.keys_help.splitlines())
     said = src.assumptions()
     assert said
     assert all(isinstance(s, str) and s.endswith(".") for s in said)
@@ -120,11 +120,10 @@ def test_bound_hooks_return_what_the_protocol_declares(kind):
     T = np.full(tuple(n + 2 for n in model.grid.shape), 37.0)[1:-1, 1:-1, 1:-1]
     Q = np.zeros(model.grid.shape)
     power = bound.deposit(Q, T, 0.0)
-    assert math.isfinite(power)
-    assert power > 0
+    assert math.isfinite(power)  # negative for a source that draws heat
     assert np.all(np.isfinite(Q))
     # what it put into Q is the power it reports (an independent sum over the grid)
-    assert Q.sum() * model.grid.voxel_volume == pytest.approx(power, rel=1e-9)
+    assert Q.sum() * model.grid.voxel_volume == pytest.approx(power, rel=1e-9, abs=1e-12)
     if bound.scaled:
         p = bound.advance(T, 1.0)
         assert p >= 0
@@ -132,6 +131,8 @@ def test_bound_hooks_return_what_the_protocol_declares(kind):
     held = bound.held(0.0)
     assert held is None or held.index.size == held.temperature_C.size
     assert bound.material() is None or bound.material().index.size > 0
+    # it acts on the model somehow: heat, a held wall or a new material
+    assert np.any(Q != 0) or held is not None or bound.material() is not None
     assert all(math.isfinite(v) for v in bound.telemetry().values())
     state = bound.state()
     meta = {k: v for k, v in state.items() if not isinstance(v, np.ndarray)}

@@ -1,14 +1,15 @@
 """ablasim: heat in the body during percutaneous treatment of bone metastases.
 
-The Pennes bioheat equation on a 3D voxel grid of labelled tissues, with RF, microwave,
-cryo, cement and volumetric heat sources, and a nerve-safety report.
+The Pennes bioheat equation on a 3D voxel grid of labelled tissues, with RF, microwave
+and volumetric heat sources (cryoablation and bone cement are planned), and a
+nerve-safety report.
 
 Quick start (a uniformly heated sphere in perfused muscle)::
 
     import ablasim as ab
     grid = ab.Grid.from_extent(0.06, 0.001)                 # 60 mm cube, 1 mm voxels
     model = ab.Model.uniform(grid, "muscle")
-    heat = ab.VolumetricSource.sphere((0, 0, 0), 0.005, power_density=1e6)
+    heat = ab.VolumetricSource.sphere((0, 0, 0), 0.005, power_density_W_m3=1e6)
     result = ab.simulate(model, [ab.Phase("heat", 1800, [heat])])
     print(result.temperature_at([(0, 0, 0), (0.01, 0, 0)]))
 

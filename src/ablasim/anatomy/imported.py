@@ -286,7 +286,7 @@ def load_label_map(
     (nearest label; ties round up). A thin structure (a nerve root) can thin out or vanish
     on a coarse grid; vanished structures are dropped and named in the notes.
     """
-    from ..tissues import TissueLibrary  # tissues sit beside anatomy: import on use
+    from ..tissues import TissueLibrary
 
     path = Path(path)
     if tissues is None:
