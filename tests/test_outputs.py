@@ -11,7 +11,8 @@ from matplotlib.figure import Figure
 
 from ablasim.grid import Grid
 from ablasim.tables import read_timeseries_csv, write_timeseries_csv
-from ablasim.viz.isotherms import plot_isotherm_panels, plot_isotherm_slice, plot_timeseries
+from ablasim.viz.isotherms import plot_isotherm_panels, plot_isotherm_slice
+from ablasim.viz.timeseries import plot_timeseries
 from ablasim.vtkio import read_vti, write_vti
 
 

@@ -191,7 +191,7 @@ def _wants_pictures(sc) -> bool:
 
 
 def _pictures(out, sc, built, result, analysis) -> list[Path]:
-    from .viz import plot_isotherm_panels, plot_timeseries
+    from .viz import plot_isotherm_panels, plot_timeseries_panels
 
     model = result.model
     probe = _probe_point(built, result)
@@ -230,13 +230,19 @@ def _pictures(out, sc, built, result, analysis) -> list[Path]:
     traces.update({f"{n} (hottest voxel)": v for n, v in result.nerve_max_trace.items()})
     starts = np.cumsum([0.0] + [p.duration_s for p in result.phases])
     phases = [(p.name, starts[i], starts[i + 1]) for i, p in enumerate(result.phases)]
-    plot_timeseries(
+    # RF sources log their impedance as <name>_impedance_ohm (sources/rf/bound.py)
+    suffix = "_impedance_ohm"
+    impedance = {k[: -len(suffix)]: v for k, v in result.telemetry.items() if k.endswith(suffix)}
+    plot_timeseries_panels(
         result.time,
         traces,
+        result.power,
+        impedance=impedance,
         hot_limit=result.limits.hot_C,
         cold_limit=result.limits.cold_C if cold else None,
         phases=phases,
-        title=f"{sc.name}: thermocouples and nerve maxima",
+        events=getattr(result, "events", []),
+        title=f"{sc.name}: thermocouples, nerve maxima, power and events",
         save=out / "timeseries.png",
     )
     files.append(out / "timeseries.png")

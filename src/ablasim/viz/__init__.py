@@ -7,7 +7,15 @@ PNG atomically.
 
 from __future__ import annotations
 
-from .isotherms import plot_isotherm_panels, plot_isotherm_slice, plot_timeseries
+from .isotherms import plot_isotherm_panels, plot_isotherm_slice
 from .labels import plot_labels
+from .timeseries import plot_power, plot_timeseries, plot_timeseries_panels
 
-__all__ = ["plot_isotherm_panels", "plot_isotherm_slice", "plot_labels", "plot_timeseries"]
+__all__ = [
+    "plot_isotherm_panels",
+    "plot_isotherm_slice",
+    "plot_labels",
+    "plot_power",
+    "plot_timeseries",
+    "plot_timeseries_panels",
+]

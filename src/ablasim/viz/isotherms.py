@@ -1,4 +1,5 @@
-"""Isotherm pictures: temperature slices with isotherm lines, and thermocouple curves.
+"""Isotherm pictures: temperature slices with isotherm lines (the time series are in
+:mod:`ablasim.viz.timeseries`).
 
 Matplotlib's object-oriented API only (no pyplot state), so everything works headless with
 the Agg backend. Every function takes ``ax=None`` (or makes its own
@@ -21,7 +22,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from pathlib import Path
+from dataclasses import dataclass
 
 import numpy as np
 from matplotlib import patheffects
@@ -31,16 +32,14 @@ from matplotlib.colors import ListedColormap, Normalize, TwoSlopeNorm
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from ..fileio import atomic_path
 from ..grid import Grid
+from .figures import save_figure
 
-__all__ = ["plot_isotherm_panels", "plot_isotherm_slice", "plot_timeseries"]
+__all__ = ["plot_isotherm_panels", "plot_isotherm_slice"]
 
 BODY_C = 37.0
 NERVE_COLOR = "#00d5ff"
 BOUNDARY_COLOR = "0.62"
-HOT_LIMIT_COLOR = "#d62728"
-COLD_LIMIT_COLOR = "#1f77b4"
 _STRUCTURE_COLORS = ("#7CFC00", "#ff66cc", "#ffd11a", "#b388ff", "#ff8c1a", "#66ffcc")
 
 _AXLAB = {0: "x [mm]   L ← → R", 1: "y [mm]   P ← → A", 2: "z [mm]   I ← → S"}
@@ -50,15 +49,6 @@ _AXIS_INDEX = {"x": 0, "y": 1, "z": 2}
 
 
 # -- helpers ---------------------------------------------------------------------------
-def _save(fig: Figure, save: str | os.PathLike, dpi: int = 130) -> Path:
-    """Save ``fig`` atomically; the format comes from the suffix (default PNG)."""
-    path = Path(save)
-    fmt = path.suffix.lstrip(".").lower() or "png"
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format=fmt, dpi=dpi)
-    return path
-
-
 def _slice(arr: np.ndarray, axis: int, index: int) -> np.ndarray:
     """2D slice of ``arr`` [x, y, z] perpendicular to ``axis``, indexed [horizontal, vertical]."""
     return np.take(np.asarray(arr), index, axis=axis)
@@ -103,16 +93,69 @@ def _color_scale(vmin: float, vmax: float, cold: bool):
     return ListedColormap(lower, name="coolwarm_cold"), Normalize(vmin, max(vmax, vmin + 1e-6))
 
 
-def _range(temperature: np.ndarray, vmin, vmax) -> tuple[float, float]:
-    """Colour range [°C]: whole degrees around the finite field values unless given."""
+# The colour scale is clipped, not stretched to the field's extremes. A hot field is shown
+# up to HOT_CLIP_C (or _CLIP_MARGIN_K above the highest isotherm drawn, if that is higher):
+# every isotherm that decides a treatment lies at or below 60 °C (45 °C nerve limit, 50-60 °C
+# lethal), and above 100 °C tissue water boils and the model leaves its range of validity
+# (the vapour does not move). Unclipped, the few voxels at an RF electrode's edges (294 °C
+# in vertebra-rf) squeeze 45-60 °C into 6 % of the colours; clipped, they get a quarter.
+# A fixed physical threshold rather than a percentile of the heated voxels: a percentile
+# moves with the grid spacing and the heated volume, so a colour would mean another
+# temperature in the next run. Cold fields likewise at the low end: down to COLD_CLIP_C (or
+# _CLIP_MARGIN_K below the coldest cold isotherm): -40 °C kills every cell (Gage & Baust,
+# "Mechanisms of tissue injury in cryosurgery", Cryobiology 37:171-186, 1998), and a
+# cryoprobe wall at -150 °C would otherwise take most of the scale. Clipped ends show as an
+# arrow on the colour bar, whose label gives the clip and the field's true extreme.
+HOT_CLIP_C = 100.0
+COLD_CLIP_C = -50.0
+_CLIP_MARGIN_K = 10.0
+
+
+@dataclass(frozen=True)
+class _Scale:
+    """The colour range of a temperature field [°C] and the field's extremes."""
+
+    vmin: float
+    vmax: float
+    lowest: float
+    highest: float
+    cold: bool  # a cold (cryo) picture: diverging colours split at 37 °C
+
+    @property
+    def extend(self) -> str:
+        """Colour-bar arrows: which ends the range clips."""
+        low, high = self.lowest < self.vmin, self.highest > self.vmax
+        return {(False, False): "neither", (True, False): "min", (False, True): "max"}.get(
+            (low, high), "both"
+        )
+
+    @property
+    def label(self) -> str:
+        notes = []
+        if self.highest > self.vmax:
+            notes.append(f"clipped at {self.vmax:g} °C; peak {self.highest:.0f} °C")
+        if self.lowest < self.vmin:
+            notes.append(f"clipped at {self.vmin:g} °C; lowest {self.lowest:.0f} °C")
+        return "\n".join(["temperature [°C]", *notes])
+
+
+def _scale(temperature: np.ndarray, vmin, vmax, isotherms, cold_isotherms) -> _Scale:
+    """Colour range [°C]: whole degrees around the finite field values, clipped as the
+    comment above says, unless ``vmin`` / ``vmax`` are given."""
     finite = np.asarray(temperature)[np.isfinite(temperature)]
     lo = float(finite.min()) if finite.size else BODY_C
     hi = float(finite.max()) if finite.size else BODY_C
-    vmin = float(np.floor(lo)) if vmin is None else float(vmin)
-    vmax = float(np.ceil(hi)) if vmax is None else float(vmax)
+    if vmax is None:
+        cap = max([HOT_CLIP_C, *(float(v) + _CLIP_MARGIN_K for v in isotherms)])
+        vmax = cap if hi > cap else float(np.ceil(hi))
+    if vmin is None:
+        floor = min([COLD_CLIP_C, *(float(v) - _CLIP_MARGIN_K for v in cold_isotherms)])
+        vmin = floor if lo < floor else float(np.floor(lo))
+    vmin, vmax = float(vmin), float(vmax)
     if vmax <= vmin:
         vmax = vmin + 1.0
-    return vmin, vmax
+    cold = bool(len(cold_isotherms)) or lo < BODY_C - 2
+    return _Scale(vmin, vmax, lo, hi, cold)
 
 
 def _resolve_index(grid: Grid, position) -> tuple[int, int, int]:
@@ -180,7 +223,10 @@ def plot_isotherm_slice(
         Save the axes' figure there (format from the suffix, e.g. ``.png``), atomically.
     vmin, vmax : float, optional
         Colour range [°C]; default whole degrees around the whole field's range (so slices
-        of one field share a scale).
+        of one field share a scale), clipped at 100 °C (or 10 K above the highest
+        isotherm) and -50 °C (or 10 K below the coldest cold isotherm) so that a few
+        extreme voxels do not squeeze the isotherms of interest. A clipped end shows as an
+        arrow on the colour bar, whose label names the clip and the field's extreme.
     nerve_limit : float, default 45
         The isotherm drawn prominently as the nerve limit [°C].
     mark : 3 floats, optional
@@ -202,27 +248,30 @@ def plot_isotherm_slice(
     ValueError
         If ``axis`` is not one of x, y, z or an array's shape differs from the grid's.
     """
+    temperature = np.asarray(temperature, dtype=float)
+    _check_shape("temperature", temperature, grid)
+    scale = _scale(temperature, vmin, vmax, isotherms, cold_isotherms)
     ax, im, handles = _draw_slice(
         grid, temperature, axis=axis, position=position, labels=labels,
         structures=structures, nerve_mask=nerve_mask, isotherms=isotherms,
-        cold_isotherms=cold_isotherms, ax=ax, title=title, vmin=vmin, vmax=vmax,
+        cold_isotherms=cold_isotherms, ax=ax, title=title, scale=scale,
         nerve_limit=nerve_limit, mark=mark,
     )  # fmt: skip
     fig = ax.figure
     if colorbar:
-        cb = fig.colorbar(im, ax=ax, shrink=0.9, pad=0.02)
-        cb.set_label("temperature [°C]")
+        cb = fig.colorbar(im, ax=ax, shrink=0.9, pad=0.02, extend=scale.extend)
+        cb.set_label(scale.label)
     if legend and handles:
         ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.11), ncol=2,
                   fontsize=7.5, frameon=False, handlelength=2.2)  # fmt: skip
     if save is not None:
-        _save(fig, save)
+        save_figure(fig, save)
     return ax
 
 
 def _draw_slice(
     grid, temperature, *, axis, position, labels, structures, nerve_mask, isotherms,
-    cold_isotherms, ax, title, vmin, vmax, nerve_limit, mark,
+    cold_isotherms, ax, title, scale, nerve_limit, mark,
 ):  # fmt: skip
     """Draw one slice; return (axes, temperature image, legend handles)."""
     if axis not in _PLANES:
@@ -239,10 +288,8 @@ def _draw_slice(
     bounds = [(lo * 1e3, hi * 1e3) for lo, hi in grid.bounds]
     extent = (*bounds[hax], *bounds[vax])
 
-    lo, hi = _range(temperature, vmin, vmax)
-    finite = temperature[np.isfinite(temperature)]
-    cold = bool(len(cold_isotherms)) or (finite.size > 0 and float(finite.min()) < BODY_C - 2)
-    cmap, norm = _color_scale(lo, hi, cold)
+    cold = scale.cold
+    cmap, norm = _color_scale(scale.vmin, scale.vmax, cold)
 
     if ax is None:
         fig = Figure(figsize=(6.4, 5.4), layout="constrained")
@@ -266,7 +313,7 @@ def _draw_slice(
             col = _STRUCTURE_COLORS[n % len(_STRUCTURE_COLORS)]
             _outline(ax, _slice(m, a, idx[a]), h, x0, y0, color=col, lw=1.2, zorder=3)
             handles.append(Line2D([], [], color=col, lw=1.4, label=name))
-    if nerve_mask is not None:
+    if nerve_mask is not None and not (isinstance(nerve_mask, Mapping) and not nerve_mask):
         masks = nerve_mask if isinstance(nerve_mask, Mapping) else {"nerve": nerve_mask}
         union = np.zeros(grid.shape, dtype=bool)
         for name, mask in masks.items():
@@ -389,7 +436,8 @@ def plot_isotherm_panels(
     Returns
     -------
     matplotlib.figure.Figure
-        The figure, one row of three axes per point, with one shared colour bar.
+        The figure, one row of three axes per point, with one shared colour bar (clipped
+        as in :func:`plot_isotherm_slice`).
     """
     allowed = ("labels", "structures", "nerve_mask", "isotherms", "cold_isotherms",
                "nerve_limit")  # fmt: skip
@@ -401,12 +449,13 @@ def plot_isotherm_panels(
         )
     temperature = np.asarray(temperature, dtype=float)
     _check_shape("temperature", temperature, grid)
-    lo, hi = _range(temperature, kw.get("vmin"), kw.get("vmax"))
     opts = {
         "labels": None, "structures": None, "nerve_mask": None, "isotherms": (45, 50, 60),
         "cold_isotherms": (), "nerve_limit": 45.0,
     }  # fmt: skip
     opts.update({k: kw[k] for k in allowed if k in kw})
+    scale = _scale(temperature, kw.get("vmin"), kw.get("vmax"), opts["isotherms"],
+                   opts["cold_isotherms"])  # fmt: skip
     rows = [("probe", probe)]
     if nerve_point is not None:
         rows.append(("nearest nerve", nerve_point))
@@ -419,109 +468,19 @@ def plot_isotherm_panels(
         for c, axis in enumerate(("z", "x", "y")):
             _, im, h = _draw_slice(
                 grid, temperature, axis=axis, position=point, ax=axes[r, c], title=what,
-                vmin=lo, vmax=hi, mark=point, **opts,
+                scale=scale, mark=point, **opts,
             )  # fmt: skip
             drawn.append(im)
             known = {hd.get_label() for hd in handles}
             handles += [hd for hd in h if hd.get_label() not in known]
-    cb = fig.colorbar(drawn[0], ax=list(axes.ravel()), shrink=0.85, pad=0.01, aspect=40)
-    cb.set_label("temperature [°C]")
+    cb = fig.colorbar(drawn[0], ax=list(axes.ravel()), shrink=0.85, pad=0.01, aspect=40,
+                      extend=scale.extend)  # fmt: skip
+    cb.set_label(scale.label)
     if handles:
         fig.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), 5),
                    fontsize=8.5, frameon=False, handlelength=2.4)  # fmt: skip
     if suptitle:
         fig.suptitle(suptitle, fontsize=12)
     if save is not None:
-        _save(fig, save)
+        save_figure(fig, save)
     return fig
-
-
-# -- time series -----------------------------------------------------------------------
-def plot_timeseries(
-    time_s,
-    traces: Mapping[str, np.ndarray],
-    *,
-    hot_limit: float | None = 45.0,
-    cold_limit: float | None = None,
-    phases: Sequence[tuple[str, float, float]] | None = None,
-    ax: Axes | None = None,
-    save: str | os.PathLike | None = None,
-    title: str | None = None,
-) -> Axes:
-    """Thermocouple temperatures against time, with the safety limits and the phases.
-
-    Parameters
-    ----------
-    time_s : array_like, shape (n,)
-        Times [s]; plotted in minutes.
-    traces : mapping of str to array_like
-        Temperature [°C] per thermocouple, each of length ``n``; the key is the legend name.
-    hot_limit : float or None, default 45
-        Upper limit [°C] (nerve safety), a dashed red line; None to omit.
-    cold_limit : float, optional
-        Lower limit [°C] for cryo, a dashed blue line.
-    phases : sequence of (name, start_s, end_s), optional
-        Treatment phases, shown as alternating shaded spans named at the top.
-    ax : matplotlib.axes.Axes, optional
-        Where to draw; default a new figure.
-    save : str or os.PathLike, optional
-        Save the axes' figure there (format from the suffix), atomically.
-    title : str, optional
-        Axes title.
-
-    Returns
-    -------
-    matplotlib.axes.Axes
-        The axes drawn on.
-
-    Raises
-    ------
-    ValueError
-        If a trace's length differs from ``time_s``; the message names the trace.
-    """
-    t = np.asarray(time_s, dtype=float)
-    if t.ndim != 1:
-        raise ValueError(f"time_s must be one-dimensional, got shape {t.shape}")
-    if ax is None:
-        fig = Figure(figsize=(9.0, 4.6), layout="constrained")
-        ax = fig.add_subplot()
-    fig = ax.figure
-    tmin = t / 60.0
-
-    if phases:
-        for n, (name, start, end) in enumerate(phases):
-            a, b = float(start) / 60.0, float(end) / 60.0
-            ax.axvspan(a, b, color="0.5", alpha=0.07 if n % 2 == 0 else 0.15, lw=0, zorder=0)
-            if n > 0:
-                ax.axvline(a, color="0.45", lw=0.8, ls=":", zorder=1)
-            ax.text(0.5 * (a + b), 0.985, name, transform=ax.get_xaxis_transform(),
-                    ha="center", va="top", fontsize=8.5, color="0.25", clip_on=True)  # fmt: skip
-
-    for name, values in traces.items():
-        v = np.asarray(values, dtype=float)
-        if v.shape != t.shape:
-            raise ValueError(
-                f"trace {name!r} has {v.shape[0] if v.ndim else 0} values but time_s has "
-                f"{t.shape[0]}"
-            )
-        ax.plot(tmin, v, lw=1.6, label=name, zorder=3)
-    if hot_limit is not None:
-        ax.axhline(hot_limit, color=HOT_LIMIT_COLOR, ls="--", lw=1.2, zorder=2,
-                   label=f"hot limit {hot_limit:g} °C")  # fmt: skip
-    if cold_limit is not None:
-        ax.axhline(cold_limit, color=COLD_LIMIT_COLOR, ls="--", lw=1.2, zorder=2,
-                   label=f"cold limit {cold_limit:g} °C")  # fmt: skip
-
-    if t.size:
-        ax.set_xlim(tmin.min(), tmin.max() if tmin.max() > tmin.min() else tmin.min() + 1)
-    ymin, ymax = ax.get_ylim()
-    ax.set_ylim(ymin, ymax + 0.08 * (ymax - ymin))  # room for the phase names
-    ax.set_xlabel("time [min]")
-    ax.set_ylabel("temperature [°C]")
-    ax.grid(True, lw=0.4, alpha=0.5)
-    if title:
-        ax.set_title(title, fontsize=11)
-    ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=8.5, frameon=False)
-    if save is not None:
-        _save(fig, save)
-    return ax
