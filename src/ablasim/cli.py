@@ -61,8 +61,9 @@ A scenario is a TOML file; units are in the key names (_mm, _s, _min, _W, _C):
 Source kinds (one or more [[phase.source]] per phase; a phase without one cools down):
 {source_kinds}
 
-`ablasim examples` lists complete, commented scenarios; `ablasim examples NAME` prints
-one, to copy and edit.
+`ablasim keys` lists every key of every table with its type, unit, default and range
+(read from the code that checks them). `ablasim examples` lists complete, commented
+scenarios; `ablasim examples NAME` prints one, to copy and edit.
 """
 
 
@@ -150,6 +151,13 @@ def _cmd_phantom(args) -> int:
     files = write_phantom_outputs(phantom, args.out, stem=args.name)
     for f in files:
         print(f)
+    return EXIT_OK
+
+
+def _cmd_keys(args) -> int:
+    from .keys import format_keys
+
+    print(format_keys(width=args.width), end="")
     return EXIT_OK
 
 
@@ -250,6 +258,23 @@ def build_parser() -> argparse.ArgumentParser:
         "--serial", action="store_true", help="compile in this process, one group after the other"
     )
     c.set_defaults(func=_cmd_compile)
+
+    k = sub.add_parser(
+        "keys",
+        help="list every scenario key: type, unit, default, range",
+        description="Every key a scenario file may hold, table by table, with its type, "
+        "unit, default and range. The listing is made by running the scenario reader itself "
+        "(and the sources', tissues' and phantoms' own checks), so it is what `ablasim run` "
+        "accepts.",
+    )
+    k.add_argument(
+        "--width",
+        type=int,
+        default=100,
+        metavar="N",
+        help="wrap lines at N characters (0: no wrap)",
+    )
+    k.set_defaults(func=_cmd_keys)
 
     t = sub.add_parser("tissues", help="list the tissue library, or one tissue with sources")
     t.add_argument("name", nargs="?")

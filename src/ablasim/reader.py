@@ -9,19 +9,35 @@ closest known key.
 
 The scenario (:mod:`ablasim.scenario`) and every heat source (``Source.read`` in
 :mod:`ablasim.sources`) read their tables through it.
+
+Inside :func:`record_keys` every getter also logs what it was asked (key path, type,
+default, range, choices): ``ablasim keys`` lists the scenario keys from that log, so the
+listing is the validator's own view and cannot drift from it.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .errors import ScenarioError, suggest
 
-__all__ = ["MISSING", "Errors", "Table", "add_problems", "format_errors", "raise_problems"]
+__all__ = [
+    "MISSING",
+    "Errors",
+    "KeyLog",
+    "KeyUse",
+    "Table",
+    "add_problems",
+    "format_errors",
+    "raise_problems",
+    "record_keys",
+]
 
 #: The default of a required key.
 MISSING: Any = object()
@@ -89,6 +105,60 @@ def _is_number(v) -> bool:
     return isinstance(v, int | float) and not isinstance(v, bool)
 
 
+# -- recording what the getters are asked ---------------------------------------------------
+@dataclass(frozen=True)
+class KeyUse:
+    """One question a getter was asked: key ``path`` (as read, ``phase[0].source[1].tip_mm``),
+    ``kind`` (``number``, ``integer``, ``vector``, ``string``, ``boolean``, ``file``,
+    ``table``, ``tables``, ``any`` for a raw read, ``known`` for a key a table accepts
+    without reading it), ``default`` (:data:`MISSING`: required), the range and choices
+    it checks (in the file's unit), ``n`` numbers for a vector, and the hint of its
+    messages."""
+
+    path: str
+    kind: str
+    default: Any = MISSING
+    gt: float | None = None
+    min: float | None = None
+    max: float | None = None
+    choices: tuple | None = None
+    n: int | None = None
+    hint: str = ""
+
+    @property
+    def required(self) -> bool:
+        return self.default is MISSING
+
+
+class KeyLog(list):
+    """The :class:`KeyUse` records of one :func:`record_keys` block, in reading order."""
+
+
+_RECORDING: ContextVar[KeyLog | None] = ContextVar("ablasim_reader_recording", default=None)
+
+
+@contextmanager
+def record_keys() -> Iterator[KeyLog]:
+    """Log every key the :class:`Table` getters are asked for inside the block.
+
+    Reading is unchanged (values, problems); the log only adds to it.
+
+    Examples
+    --------
+    >>> with record_keys() as log:
+    ...     Table({"power_W": 5}, "source", Errors()).number("power_W", gt=0)
+    5.0
+    >>> log[0].path, log[0].kind, log[0].gt, log[0].required
+    ('source.power_W', 'number', 0, True)
+    """
+    log = KeyLog()
+    token = _RECORDING.set(log)
+    try:
+        yield log
+    finally:
+        _RECORDING.reset(token)
+
+
 class Table:
     """A TOML table being read; problems go to ``errors``, read keys to ``used``.
 
@@ -131,8 +201,17 @@ class Table:
         return key in self.data
 
     # -- typed getters ----------------------------------------------------------------
+    def _log(self, key: str, kind: str, default=MISSING, **spec) -> None:
+        log = _RECORDING.get()
+        if log is not None:
+            log.append(KeyUse(self.key_path(key), kind, default, **spec))
+
     def raw(self, key: str, default=MISSING):
         """The value as written; ``default`` when absent (a problem if required)."""
+        self._log(key, "any", default)
+        return self._raw(key, default)
+
+    def _raw(self, key: str, default=MISSING):
         self.used.add(key)
         if key not in self.data:
             if default is MISSING:
@@ -146,7 +225,9 @@ class Table:
         hint="",
     ):  # fmt: skip
         """A finite number in range (checked in the file's unit), times ``scale``."""
-        v = self.raw(key, default)
+        kind = "integer" if integer else "number"
+        self._log(key, kind, default, gt=gt, min=min, max=max, hint=hint)
+        v = self._raw(key, default)
         if v is None or v is default:
             return v
         if not _is_number(v):
@@ -167,7 +248,8 @@ class Table:
 
     def vector(self, key, default=MISSING, *, n=3, positive=False, nonzero=False, scale=1.0):
         """A list of ``n`` finite numbers, times ``scale``."""
-        v = self.raw(key, default)
+        self._log(key, "vector", default, gt=0 if positive else None, n=n)
+        v = self._raw(key, default)
         if v is None or v is default:
             return v
         if not (isinstance(v, list) and len(v) == n and all(_is_number(x) for x in v)):
@@ -187,7 +269,11 @@ class Table:
 
     def string(self, key, default=MISSING, *, choices=None):
         """A string, one of ``choices`` if given."""
-        v = self.raw(key, default)
+        self._log(key, "string", default, choices=None if choices is None else tuple(choices))
+        return self._string(key, default, choices=choices)
+
+    def _string(self, key, default=MISSING, *, choices=None):
+        v = self._raw(key, default)
         if v is None or v is default:
             return v
         if not isinstance(v, str):
@@ -199,7 +285,8 @@ class Table:
         return v
 
     def boolean(self, key, default=MISSING):
-        v = self.raw(key, default)
+        self._log(key, "boolean", default)
+        v = self._raw(key, default)
         if v is None or v is default:
             return v
         if not isinstance(v, bool):
@@ -209,7 +296,8 @@ class Table:
 
     def file(self, key, default=MISSING) -> Path | None:
         """A file name, resolved against ``base_dir``; a missing file is a problem."""
-        v = self.string(key, default)
+        self._log(key, "file", default)
+        v = self._string(key, default)
         if v is None or v is default:
             return v
         p = Path(v)
@@ -222,16 +310,18 @@ class Table:
 
     def table(self, key, *, required=False) -> Table | None:
         """A sub-table (``None`` when absent; a problem if required)."""
+        self._log(key, "table", MISSING if required else None)
         if key not in self.data:
             self.used.add(key)
             if required:
                 self.error(key, "is required")
             return None
-        return Table(self.raw(key), self.key_path(key), self.errors, self.base_dir)
+        return Table(self._raw(key), self.key_path(key), self.errors, self.base_dir)
 
     def tables(self, key) -> list[Table]:
         """An array of tables (``[[key]]``); one table counts as an array of one."""
-        v = self.raw(key, [])
+        self._log(key, "tables", [])
+        v = self._raw(key, [])
         if isinstance(v, Mapping):
             v = [v]
         if not isinstance(v, list):
@@ -244,6 +334,8 @@ class Table:
 
     def finish(self, known=()) -> None:
         """Report keys never read, with the closest known key."""
+        for key in known:
+            self._log(key, "known", None)
         known = set(known) | self.used
         for key in self.data:
             if key not in known:

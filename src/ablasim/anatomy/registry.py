@@ -24,7 +24,7 @@ PHANTOMS: dict[str, Callable[..., Phantom]] = {
 }
 
 
-def make_phantom(name: str, grid: Grid, **params) -> Phantom:
+def make_phantom(name: str, grid: Grid, /, **params) -> Phantom:
     """Build a phantom by name, checking every parameter first.
 
     Parameters

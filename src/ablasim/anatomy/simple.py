@@ -60,6 +60,7 @@ def slab(
     tissues = tuple(check_tissue(f"tissues[{i}]", t) for i, t in enumerate(tissues))
     if axis not in (0, 1, 2) or isinstance(axis, bool):
         raise ScenarioError(f"phantom parameter 'axis' must be 0, 1 or 2 (x, y, z), got {axis!r}")
+    axis = int(axis)  # a scenario file may say axis = 1.0
     try:
         cuts = np.atleast_1d(np.asarray(interfaces, dtype=float))
     except (TypeError, ValueError):
