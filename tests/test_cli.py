@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -229,6 +230,21 @@ def test_tissues_command(capsys):
     assert main(["tissues", "muscle"]) == 0
     assert "IT'IS" in capsys.readouterr().out
     assert main(["tissues", "musle"]) == 2
+
+
+def test_tissue_sources_are_a_numbered_list(capsys):
+    """`ablasim tissues NAME`: each row cites [n]; each source is written out once below."""
+    from ablasim.tissues import PROPERTY_KEYS
+
+    assert main(["tissues", "muscle"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("Hasgall PA") == 1  # the IT'IS citation, once (it was on 8 rows)
+    rows = [ln for ln in out.splitlines() if ln.split()[:1] and ln.split()[0] in PROPERTY_KEYS]
+    assert len(rows) == len(PROPERTY_KEYS)
+    cited = {int(n) for ln in rows for n in re.findall(r"\[(\d+)\]", ln)}
+    refs = re.findall(r"^ *\[(\d+)\] ", out.split("\nReferences\n", 1)[1], re.M)
+    assert sorted(int(n) for n in refs) == list(range(1, len(refs) + 1)) == sorted(cited)
+    assert all(len(ln) < 200 for ln in rows)  # a note, not the citation, on each row
 
 
 def test_help_teaches():

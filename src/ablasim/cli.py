@@ -163,13 +163,25 @@ def _cmd_keys(args) -> int:
 
 def _cmd_tissues(args) -> int:
     from .tissues import TissueLibrary
+    from .tissues.validation import source_tag
 
     lib = TissueLibrary.default()
     if args.name:
         t = lib[args.name]
         print(f"{t.name}: {t.description}")
+        print(f"  {'property':<38} {'value':<12} source")
+        number: dict[str, int] = {}  # reference tag -> [n], in order of first use
         for key, value in t.values().items():
-            print(f"  {key:<38} {value:<12.6g} {lib.source_of(t.name, key)}")
+            source = t.sources.get(key, "")
+            tag = source_tag(source)
+            n = number.setdefault(tag, len(number) + 1)
+            note = source.split(";", 1)[1].strip() if ";" in source else ""
+            print(f"  {key:<38} {value:<12.6g} [{n}] {note}".rstrip())
+        print("\nReferences")
+        for tag, n in number.items():
+            ref = lib.references.get(tag, tag)
+            wrapped = textwrap.wrap(ref, 100, break_long_words=False, break_on_hyphens=False)
+            print(f"  [{n}] " + "\n      ".join(wrapped))
         return EXIT_OK
     print(lib.describe())
     return EXIT_OK
