@@ -102,6 +102,14 @@ class Result:
     timing : dict
         ``wall_s``, ``setup_s``, ``pennes_s``, ``damage_s``, ``other_s``, ``steps``,
         ``dt_s``, ``stable_dt_s``, ``voxel_updates_per_s``.
+    events : list of dict
+        What changed the treatment as it ran, in time order: ``time_s`` [s from the
+        start of the run], ``kind`` (``"cutoff"``: a thermocouple switched a phase's
+        sources off; ``"generator_pause"``: an RF generator paused on impedance; a
+        source's own kinds), ``source`` (the heat source's name, or None), ``detail`` (a
+        sentence), ``phase`` (its name), and per kind more keys (a cut-off:
+        ``thermocouples``, ``sources``, ``planned_s``, ``delivered_s``,
+        ``fraction_of_time``, ``energy_J``, ``planned_energy_J``, ``fraction_of_energy``).
     """
 
     model: Model
@@ -120,6 +128,7 @@ class Result:
     limits: Limits
     phases: list[PhaseSummary]
     timing: dict = field(default_factory=dict)
+    events: list[dict] = field(default_factory=list)
 
     def temperature_at(self, points, *, field: str = "temperature") -> np.ndarray:
         """A final field at world points [m] by trilinear interpolation.

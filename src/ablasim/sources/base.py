@@ -25,6 +25,7 @@ A heat source is one module of this package holding two classes:
   ``restore(state)``   continue from a checkpoint
   ``telemetry()``      numbers for each sample of the time series
   ``timing()``         where its own time went, for the report
+  ``events()``         what it did that changed the treatment (a generator pause)
   ===================  ===============================================================
 
 ``t`` is always the time since the start of the source's phase [s]. A source whose
@@ -216,6 +217,13 @@ class BoundSource:
         "seconds": 12.3}``; None when it has nothing to say."""
         return None
 
+    def events(self) -> list[dict[str, Any]]:
+        """What it did on its own that changed the treatment, in time order: one dict
+        per event, ``{"time_s": t, "kind": "generator_pause", "source": name,
+        "detail": "a sentence"}`` (more keys allowed), ``t`` since the phase start [s]
+        as every hook's. Kept in :meth:`state`, so a resumed run reports the same."""
+        return []
+
 
 # -- declared parameters --------------------------------------------------------------------
 @dataclass(frozen=True)
@@ -299,6 +307,24 @@ def _check_one(p: Param, v) -> tuple[Any, str | None]:
         if bound is not None and not ok(bound):
             return v, f"must be {word} {bound:g}, got {x:g}{p.hint}"
     return float(v), None
+
+
+def _same(a, b) -> bool:
+    """A field's value equals its default (numbers, vectors, strings)."""
+    try:
+        return bool(np.all(np.asarray(a) == np.asarray(b))) and np.shape(a) == np.shape(b)
+    except (TypeError, ValueError):
+        return a == b
+
+
+def _in_file_unit(p: Param, v) -> Any:
+    """A normalised (SI) field value as the scenario file writes it (6 significant
+    digits: what the conversion from the file's unit left)."""
+    if p.kind in ("vector", "direction"):
+        return [float(f"{x / p.scale:.6g}") for x in v]
+    if p.kind == "number" and _is_number(v):
+        return float(f"{float(v) / p.scale:.6g}")
+    return v
 
 
 def check_params(obj) -> list[tuple[str, str]]:
@@ -417,6 +443,25 @@ class Source(ABC):
         """Validate against ``model`` and precompute; raise ScenarioError on bad input."""
 
     # -- what the rest of the package asks ---------------------------------------------
+    def describe(self) -> dict[str, Any]:
+        """The plan as the scenario file writes it: ``kind``, ``name``, then every
+        declared field (:func:`param`) that is required or not at its default, by its
+        scenario key, in the file's unit (``{"kind": "rf", "name": "rf1", "tip_mm":
+        [0.0, 4.0, 0.0], "control.target_C": 70.0, ...}``). The report shows it, so a
+        plan edited without its description still says what ran."""
+        out: dict[str, Any] = {"kind": self.kind, "name": self.name}
+        for f in dataclasses.fields(self):
+            p = f.metadata.get("param")
+            if p is None or p.key == "name":
+                continue
+            v = getattr(self, f.name)
+            if f.default is not dataclasses.MISSING and _same(v, f.default):
+                continue
+            if v is None:
+                continue
+            out[p.key] = _in_file_unit(p, v)
+        return out
+
     def needles(self) -> tuple[Needle, ...]:
         """Its needles (none for a source without a probe)."""
         return ()

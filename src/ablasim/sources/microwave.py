@@ -532,8 +532,10 @@ class BoundMicrowave(BoundSource):
         self._factor = np.array(state["factor"]) if "factor" in state else None
 
     def telemetry(self) -> dict[str, float]:
-        """``absorbed_W`` and, if temperature dependent, ``sar_updates`` so far."""
-        out = {"absorbed_W": self.power}
+        """``set_power_W`` (the generator's setting), ``absorbed_W`` (deposited in
+        tissue: ``efficiency`` times it) and, if temperature dependent, ``sar_updates``
+        so far."""
+        out = {"set_power_W": self.source.power_W, "absorbed_W": self.power}
         if not self.static:
             out["sar_updates"] = float(self.updates)
         return out

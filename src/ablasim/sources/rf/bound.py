@@ -37,6 +37,9 @@ if TYPE_CHECKING:
 
 __all__ = ["BoundRF"]
 
+#: Whether this process has run the RF kernels once (see :meth:`BoundRF._solve`).
+_kernels_ready = False
+
 
 @jit
 def _add_scaled(Q, a, q):  # pragma: no cover - compiled
@@ -133,6 +136,9 @@ class BoundRF(BoundSource):
         self._t_solve = -math.inf  # time of the last potential solve [s]
         self._tip = math.nan  # hottest probe sensor at the last advance() [°C]
         self.solve_seconds = 0.0
+        #: Loading (or, on a fresh machine, compiling) the kernels before the first
+        #: solve [s]: not part of ``solve_seconds``.
+        self.compile_seconds = 0.0
 
     # -- protocol -------------------------------------------------------------------------
     def held(self, t: float) -> HeldTemperature | None:
@@ -197,12 +203,18 @@ class BoundRF(BoundSource):
         }
 
     def timing(self) -> dict[str, Any]:
-        """Time spent in potential solves (see :mod:`ablasim.sources.base`)."""
+        """Time spent in potential solves (see :mod:`ablasim.sources.base`), and apart
+        from it (``compile_s``) the kernels' first load or compilation in this process."""
         return {
             "what": "potential solves",
             "count": self.system.solves,
             "seconds": self.solve_seconds,
+            "compile_s": self.compile_seconds,
         }
+
+    def events(self) -> list[dict[str, Any]]:
+        """One ``generator_pause`` per impedance cut-off (see :mod:`.generator`)."""
+        return self.generator.events(self.name)
 
     # -- the potential ----------------------------------------------------------------------
     def tip_temperature(self, T: np.ndarray) -> float:
@@ -210,6 +222,15 @@ class BoundRF(BoundSource):
         return max(float(T[idx] @ w) for idx, w in self.sensors)
 
     def _solve(self, T: np.ndarray) -> None:
+        global _kernels_ready
+        if not _kernels_ready:
+            # the first call of a kernel in a process loads it from numba's cache, or
+            # compiles it (tens of seconds on a fresh machine): run them once on a small
+            # model so that neither counts as a potential solve
+            _kernels_ready = True
+            t0 = time.perf_counter()
+            type(self.src).compile_ahead()
+            self.compile_seconds += time.perf_counter() - t0
         t0 = time.perf_counter()
         self._solve_now(T)
         self.solve_seconds += time.perf_counter() - t0

@@ -2,12 +2,12 @@
 
 * Power control: the voltage is set so that the delivered power equals ``power_W``.
 * Temperature control: a PI loop on the probe sensor, set-point ``target_C``, limited to
-  ``max_power_W``, as bone RF systems run at 70 °C (OsteoCool, physics.md §3.1); the
+  ``max_power_W``, as bone RF systems run at 70 °C (OsteoCool, docs/physics.md §3.1); the
   integral is frozen while it would push further into a limit (conditional integration,
   anti-windup).
 * Impedance-triggered pauses: when the impedance exceeds the cut-off (an absolute
   ``impedance_cutoff_ohm``, or else ``impedance_rise`` times its lowest value so far) the
-  power is off for ``pause_s`` (MITA-model default 15 s, physics.md §3.1).
+  power is off for ``pause_s`` (MITA-model default 15 s, docs/physics.md §3.1).
 * Voltage limit: with ``max_voltage_V`` the power is at most ``V_max² / Z``.
 """
 
@@ -22,7 +22,7 @@ __all__ = ["BODY_TEMPERATURE_C", "IMPEDANCE_PAUSE_S", "Generator"]
 
 #: Set-points at or below this are refused (a heating generator cannot hold them) [°C].
 BODY_TEMPERATURE_C = 37.0
-#: Power-off time after an impedance cut-off (MITA-model default, physics.md §3.1) [s].
+#: Power-off time after an impedance cut-off (MITA-model default, docs/physics.md §3.1) [s].
 IMPEDANCE_PAUSE_S = 15.0
 
 
@@ -56,6 +56,8 @@ class Generator:
     power: float = field(default=0.0, init=False)
     #: Number of impedance cut-offs so far.
     pauses: int = field(default=0, init=False)
+    #: One entry per impedance cut-off: ``(t [s], impedance [Ω], limit [Ω])``.
+    pause_log: list = field(default_factory=list, init=False)
 
     def power_at(self, t: float, *, dt: float, conductance: float, sensor_C: float) -> float:
         """The power [W] at time ``t`` [s], ``dt`` [s] after the previous call, with the
@@ -71,6 +73,7 @@ class Generator:
             if limit is not None and z > limit:
                 self.paused_until = t + self.pause_s
                 self.pauses += 1
+                self.pause_log.append([t, z, limit])
                 paused = True
         # the generator's voltage limit caps the power at V_max^2 G
         v_cap = math.inf if self.max_voltage_V is None else self.max_voltage_V**2 * conductance
@@ -99,6 +102,7 @@ class Generator:
             "z_min": self.z_min,
             "power": self.power,
             "pauses": self.pauses,
+            "pause_log": [list(e) for e in self.pause_log],
         }
 
     def restore(self, state: Mapping[str, Any]) -> None:
@@ -108,3 +112,22 @@ class Generator:
         self.z_min = float(state["z_min"])
         self.power = float(state["power"])
         self.pauses = int(state["pauses"])
+        self.pause_log = [[float(x) for x in e] for e in state.get("pause_log", [])]
+
+    def events(self, source: str) -> list[dict[str, Any]]:
+        """One ``generator_pause`` event per impedance cut-off (times since the phase
+        start [s]; see :meth:`ablasim.sources.base.BoundSource.events`)."""
+        return [
+            {
+                "time_s": t,
+                "kind": "generator_pause",
+                "source": source,
+                "detail": (
+                    f"impedance {z:.0f} Ω above the cut-off {limit:.0f} Ω: power off for "
+                    f"{self.pause_s:g} s"
+                ),
+                "pause_s": self.pause_s,
+                "impedance_ohm": z,
+            }
+            for t, z, limit in self.pause_log
+        ]
