@@ -90,11 +90,12 @@ def test_run_writes_the_file_contract(tmp_path, capsys):
     assert rep["grid"]["spacing_mm"] == 1.5
     assert rep["timing"]["voxel_updates_per_s"] > 0
     txt = (out / "report.txt").read_text(encoding="utf-8")
-    assert txt.startswith("VERDICT: ")
+    assert txt.startswith("NERVE SAFETY: ")
+    assert txt.splitlines()[1].startswith("TUMOUR COVERAGE: ")
     assert "spinal_cord" in txt
     assert "Assumptions that matter" in txt
     ts = read_timeseries_csv(out / "timeseries.csv")
-    assert {"time_s", "phase", "power_W", "tc_epidural_C", "nerve_spinal_cord_max_C"} <= set(ts)
+    assert {"time_s", "phase", "deposited_power_W", "tc_epidural_C", "spinal_cord_max_C"} <= set(ts)
     assert ts["time_s"][-1] == pytest.approx(180.0)
     meta, fields = read_vti(out / "fields.vti")
     assert tuple(meta["shape"]) == tuple(rep["grid"]["shape"])

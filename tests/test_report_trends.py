@@ -227,3 +227,6 @@ def test_slow_creep_far_from_the_limit_is_counted_not_listed():
     head = render_text(report).split("\n\n")[0]
     assert "still warming when the run ended" not in head
     assert f"{len(entries)} traces still creeping toward a limit" in head
+    # a fixed look-ahead, not the run's length: said as such
+    assert "not reaching it in the next 10 min at the current rate" in head
+    assert "too slowly" not in head

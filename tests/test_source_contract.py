@@ -173,3 +173,4 @@ def test_checkpoint_and_resume_is_bit_identical(kind, tmp_path, monkeypatch, int
     for key, value in ref.telemetry.items():
         np.testing.assert_array_equal(res.telemetry[key], value, err_msg=key)
     assert res.phases == ref.phases
+    assert res.events == ref.events  # a source's events are part of its state

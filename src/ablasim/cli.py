@@ -1,7 +1,8 @@
 """The ``ablasim`` command.
 
-Exit codes: 0 the run completed (the verdict is in the report; with ``--strict``, 0 only
-for PASS), 1 ``--strict`` and the verdict is FAIL, 2 bad input (one clear message, no
+Exit codes: 0 the run completed (the verdicts are in the report; with ``--strict``, 0
+only for PASS and a COMPLETE tumour coverage), 1 ``--strict`` and the nerve verdict is
+FAIL or the tumour coverage INCOMPLETE, 2 bad input (one clear message, no
 traceback, nothing written), 3 the simulation failed (blow-up), 130 interrupted (the
 checkpoint is kept: run again with ``--resume``).
 """
@@ -22,9 +23,12 @@ EXIT_OK, EXIT_FAIL, EXIT_INPUT, EXIT_SIMULATION, EXIT_INTERRUPTED = 0, 1, 2, 3, 
 
 RUN_HELP = """\
 Run one scenario and write into --out:
-  report.json     machine-readable verdict, per-nerve metrics, ablation zone, timing
-  report.txt      the same for a person, the verdict first
-  timeseries.csv  time, phase, power, every thermocouple, hottest voxel of every nerve
+  report.json     machine-readable verdicts (nerves, tumour), per-nerve metrics,
+                  ablation zone, events, warnings, the plan as run, timing
+  report.txt      the same for a person, the two verdicts and the events first
+  timeseries.csv  time, phase, deposited_power_W, the sources' telemetry, every
+                  thermocouple (tc_<name>_C), every nerve's hottest voxel
+                  (<structure>_max_C)
   *.png           isotherms on slices through the probe and the most exposed nerve,
                   and the thermocouple curves
   fields.vti      final temperature, peak/min temperature, CEM43, Omega, labels,
@@ -113,7 +117,7 @@ def _cmd_run(args) -> int:
         txt = (out / "report.txt").read_text(encoding="utf-8")
         print(txt.split("\n\n", 1)[0])
         print(f"\nwrote {len(run.files)} files to {out}/ (report.txt has the details)")
-    if args.strict and rep["verdict"] != "PASS":
+    if args.strict and (rep["verdict"] != "PASS" or rep["tumour"]["verdict"] == "INCOMPLETE"):
         return EXIT_FAIL
     return EXIT_OK
 
@@ -217,7 +221,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--out", "-o", required=True, metavar="DIR", help="output folder")
     r.add_argument("--quiet", "-q", action="store_true", help="no progress bar, no summary")
     r.add_argument(
-        "--strict", action="store_true", help="exit with status 1 when the verdict is FAIL"
+        "--strict",
+        action="store_true",
+        help="exit with status 1 when the nerve verdict is FAIL or the tumour coverage INCOMPLETE",
     )
     r.add_argument(
         "--resume",

@@ -1,18 +1,22 @@
 """The safety report: a JSON document for programs and a text page for people.
 
-``report.json`` holds the fields of the file contract in DESIGN.md (verdict, nerves,
-ablation_zone, thermocouples, phases, grid, timing) plus the assumptions and notes;
-``report.txt`` says the same with the verdict first. ``still_changing`` lists the nerve
-and thermocouple traces that were still moving toward a limit when the run ended (their
-reported extreme is not the true one; see :func:`end_trend`). A nerve structure the grid
-does not resolve (no voxel) has a row with the verdict ``NOT RESOLVED`` and no numbers,
-and a sentence in ``warnings``.
+``report.json`` holds the fields of the file contract (README.md; verdict, nerves,
+ablation_zone, tumour, events, warnings, thermocouples, phases, grid, timing) plus the
+plan as run (``plan``: each phase and its sources' settings, from the scenario), the
+assumptions and notes. ``report.txt`` says the same for a person: first the two verdicts
+(nerve safety PASS/FAIL, tumour coverage COMPLETE/INCOMPLETE), then the events that
+changed the treatment (cut-offs, generator pauses) and the warnings, then the details.
+``still_changing`` lists the nerve and thermocouple traces that were still moving toward
+a limit when the run ended (their reported extreme is not the true one; see
+:func:`end_trend`). A nerve structure the grid does not resolve (no voxel) has a row
+with the verdict ``NOT RESOLVED`` and no numbers, and a sentence in ``warnings``.
 """
 
 from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -21,10 +25,20 @@ import numpy as np
 
 from . import __version__
 from .damage import DAMAGE_FLOOR_C
+from .protocol import Phase
 from .result import Result
 from .safety import SafetyAnalysis
 
-__all__ = ["EndTrend", "assumptions", "build_report", "end_trend", "render_text", "still_changing"]
+__all__ = [
+    "EndTrend",
+    "assumptions",
+    "build_report",
+    "end_trend",
+    "generator_pauses",
+    "plan",
+    "render_text",
+    "still_changing",
+]
 
 #: The verdict of a nerve structure with no voxel at the grid's spacing (counts as FAIL).
 NOT_RESOLVED = "NOT RESOLVED"
@@ -280,8 +294,14 @@ def build_report(
     analysis: SafetyAnalysis,
     notes: list[str],
     source_assumptions: list[str],
+    phases: Sequence[Phase] | None = None,
 ) -> dict[str, Any]:
-    """The report as a JSON-serialisable dict (the file contract of DESIGN.md)."""
+    """The report as a JSON-serialisable dict (the file contract, README.md).
+
+    ``phases`` are the scenario's phases (their sources' descriptions): the report's
+    ``plan`` states their settings (:meth:`~ablasim.sources.Source.describe`); without
+    them ``plan`` is None.
+    """
     g = result.model.grid
     nerves = {}
     for n in analysis.nerves.values():
@@ -313,12 +333,35 @@ def build_report(
             "voxels": 0,
         }
     z = analysis.ablation_zone
+    tum = analysis.tumour
+    phase_rows = [
+        {
+            "name": p.name,
+            "duration_s": _r(p.duration_s, 3),
+            "energy_J": _r(p.energy_J, 3),
+            "steps": p.steps,
+            "dt_s": _r(p.dt_s, 5),
+            "cutoff_at_s": _r(p.cutoff_at_s, 2),
+        }
+        for p in result.phases
+    ]
+    events = [_event_row(e) for e in result.events]
     return {
         "ablasim_version": __version__,
         "created_utc": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "scenario": scenario_name,
         "description": description,
         "verdict": analysis.verdict,
+        "tumour": {
+            "coverage_fraction": _r(tum.coverage_fraction, 4),
+            "target_fraction": tum.target_fraction,
+            "margin_mm": _r(tum.margin_mm, 3),
+            "verdict": tum.verdict,
+            "target_volume_ml": _r(tum.target_volume_ml, 4),
+        },
+        "events": events,
+        "generator_pauses": generator_pauses(events, phase_rows),
+        "plan": None if phases is None else plan(phases),
         "limits": {"hot_limit_C": result.limits.hot_C, "cold_limit_C": result.limits.cold_C},
         "nerves": nerves,
         "still_changing": still_changing(result, analysis),
@@ -340,17 +383,7 @@ def build_report(
             }
             for t in result.thermocouples.values()
         },
-        "phases": [
-            {
-                "name": p.name,
-                "duration_s": _r(p.duration_s, 3),
-                "energy_J": _r(p.energy_J, 3),
-                "steps": p.steps,
-                "dt_s": _r(p.dt_s, 5),
-                "cutoff_at_s": _r(p.cutoff_at_s, 2),
-            }
-            for p in result.phases
-        ],
+        "phases": phase_rows,
         "grid": {
             "shape": list(g.shape),
             "spacing_mm": _r(g.spacing * 1e3, 6),
@@ -362,10 +395,155 @@ def build_report(
     }
 
 
+def _event_row(e: dict[str, Any]) -> dict[str, Any]:
+    """An event for report.json: its keys as the loop gave them, numbers rounded."""
+    return {
+        k: (_r(v, 4) if isinstance(v, float) else v)
+        for k, v in ({"time_s": None, "kind": None, "source": None, "detail": ""} | e).items()
+    }
+
+
+def plan(phases: Sequence[Phase]) -> dict[str, Any]:
+    """The plan as run: per phase its name, duration [s] and each source's
+    :meth:`~ablasim.sources.Source.describe` (kind, name, settings in the file's units)."""
+    return {
+        "phases": [
+            {
+                "name": p.name,
+                "duration_s": _r(float(p.duration), 3),
+                "sources": [src.describe() for src in p.sources],
+            }
+            for p in phases
+        ]
+    }
+
+
+def generator_pauses(
+    events: list[dict[str, Any]], phases: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """The ``generator_pause`` events summed up per source and phase: ``count``,
+    ``first_s`` (the first pause, from the run's start), ``power_on_s`` (the time the
+    generator was not paused while the phase's sources were on: until the phase's end or
+    its cut-off) and ``on_for_s`` (that whole time)."""
+    starts = np.cumsum([0.0] + [p["duration_s"] for p in phases])
+    out = []
+    for i, ph in enumerate(phases):
+        t0 = float(starts[i])
+        end = t0 + ph["duration_s"] if ph["cutoff_at_s"] is None else ph["cutoff_at_s"]
+        mine = [
+            e for e in events if e["kind"] == "generator_pause" and e.get("phase") == ph["name"]
+        ]
+        for source in dict.fromkeys(e["source"] for e in mine):
+            paused = 0.0
+            reach = t0  # the pauses' union so far ends here
+            for e in (e for e in mine if e["source"] == source):
+                a = max(e["time_s"], reach)
+                b = min(e["time_s"] + e.get("pause_s", 0.0), end)
+                if b > a:
+                    paused += b - a
+                reach = max(reach, b)
+            hits = [e["time_s"] for e in mine if e["source"] == source]
+            out.append(
+                {
+                    "source": source,
+                    "phase": ph["name"],
+                    "count": len(hits),
+                    "first_s": min(hits),
+                    "power_on_s": _r(end - t0 - paused, 2),
+                    "on_for_s": _r(end - t0, 2),
+                }
+            )
+    return out
+
+
 def _fmt_t(s):
     if s is None:
         return "never"
     return f"{s:.0f} s" if s < 120 else f"{s / 60:.1f} min"
+
+
+def _value(v) -> str:
+    """A setting as the scenario file writes it."""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, float):
+        return f"{v:g}"
+    if isinstance(v, list | tuple):
+        return "[" + ", ".join(_value(x) for x in v) + "]"
+    if isinstance(v, str):
+        return f'"{v}"'
+    return str(v)
+
+
+def _plan_lines(plan_: dict[str, Any]) -> list[str]:
+    """The plan as run, one phase a line, its sources' settings wrapped under it."""
+    out = ["Plan as run (from the scenario file)"]
+    for ph in plan_["phases"]:
+        out.append(
+            f"  phase '{ph['name']}', {_fmt_t(ph['duration_s'])}"
+            + ("" if ph["sources"] else ": no source")
+        )
+        for d in ph["sources"]:
+            line = f"    {d['name']} ({d['kind']}):"
+            items = [f"{k} = {_value(v)}" for k, v in d.items() if k not in ("kind", "name")]
+            for n, item in enumerate(items):
+                piece = f" {item}" + ("," if n < len(items) - 1 else "")
+                if len(line) + len(piece) > 100:  # wrap between settings, never inside one
+                    out.append(line)
+                    line = "     "
+                line += piece
+            out.append(line)
+    return out
+
+
+def _verdict_lines(report: dict[str, Any]) -> list[str]:
+    """The first two lines: nerve safety, then tumour coverage."""
+    tum = report.get("tumour") or {}
+    want = tum.get("target_fraction", 1.0)
+    margin = tum.get("margin_mm") or 0.0
+    goal = f"target {100 * want:g} % of the tumour" + (
+        f" and a {margin:g} mm margin" if margin else ", no margin"
+    )
+    if tum.get("verdict") is None:
+        tumour = "not assessed (the model has no tumour)"
+    else:
+        what = "tumour" if not margin else "tumour and margin"
+        tumour = (
+            f"{tum['verdict']} ({100 * tum['coverage_fraction']:.0f} % of the "
+            f"{tum['target_volume_ml']:.2f} ml {what} in the ablation zone; {goal})"
+        )
+    return [f"NERVE SAFETY: {report['verdict']}", f"TUMOUR COVERAGE: {tumour}"]
+
+
+def _event_lines(report: dict[str, Any]) -> list[str]:
+    """The events block: each cut-off and other event on a line, the generator pauses
+    summed up per source and phase."""
+    events = report.get("events") or []
+    if not events:
+        return []
+    out = ["Events"]
+    pauses = {(p["source"], p["phase"]): p for p in report.get("generator_pauses", [])}
+    said = set()
+    for e in events:
+        if e["kind"] == "generator_pause":
+            key = (e["source"], e.get("phase"))
+            if key in said or key not in pauses:
+                continue
+            said.add(key)
+            p = pauses[key]
+            n = p["count"]
+            out.append(
+                f"  from {_fmt_t(p['first_s'])}, {p['source']}: the generator paused "
+                f"{n} time{'s' if n > 1 else ''} on high impedance (roll-off) in phase "
+                f"'{p['phase']}'; power on for {_fmt_t(p['power_on_s'])} of "
+                f"{_fmt_t(p['on_for_s'])}"
+            )
+        elif e["kind"] == "cutoff":
+            out.append(f"  at {_fmt_t(e['time_s'])}, cut-off: {e['detail']}")
+        else:
+            who = f" ({e['source']})" if e.get("source") else ""
+            out.append(f"  at {_fmt_t(e['time_s'])}, {e['kind']}{who}: {e['detail']}")
+    return out
 
 
 def _trend_lines(entries: list[dict[str, Any]], last_phase) -> list[str]:
@@ -407,18 +585,19 @@ def _trend_lines(entries: list[dict[str, Any]], last_phase) -> list[str]:
     if rest:
         out.append(
             f"  {rest}{' more' if out else ''} trace{'s' if rest > 1 else ''} still creeping "
-            f"toward a limit at the end, too slowly to reach it in "
-            f"{_fmt_t(TREND_HORIZON_S)} (report.json: still_changing)"
+            f"toward a limit at the end, but not reaching it in the next "
+            f"{TREND_HORIZON_S / 60:g} min at the current rate (report.json: still_changing)"
         )
     return out
 
 
 def render_text(report: dict[str, Any]) -> str:
-    """``report.txt``: the verdict first, then a table of the nerve structures."""
+    """``report.txt``: the two verdicts first (nerve safety, tumour coverage), the
+    events and warnings, then a table of the nerve structures and the rest."""
     hot = report["limits"]["hot_limit_C"]
     cold = report["limits"]["cold_limit_C"]
     nerves = report["nerves"]
-    lines = [f"VERDICT: {report['verdict']}"]
+    lines = _verdict_lines(report)
     failing = [(n, v) for n, v in nerves.items() if v["verdict"] == "FAIL"]
     unresolved = [n for n, v in nerves.items() if v["verdict"] == NOT_RESOLVED]
     checked = {n: v for n, v in nerves.items() if v["verdict"] != NOT_RESOLVED}
@@ -455,12 +634,16 @@ def render_text(report: dict[str, Any]) -> str:
         )
     last_phase = report["phases"][-1]["name"] if report["phases"] else None
     lines += _trend_lines(report.get("still_changing", []), last_phase)
+    # events and warnings stay in the first block: the console prints it
+    lines += _event_lines(report)
     if report.get("warnings"):
-        lines += ["", "Warnings"]
+        lines.append("Warnings")
         lines += [f"  - {w}" for w in report["warnings"]]
     lines += ["", f"ablasim {report['ablasim_version']} — {report['scenario']}"]
     if report["description"]:
         lines.append(report["description"])
+    if report.get("plan"):
+        lines += _plan_lines(report["plan"])
     lines.append("")
     if nerves:
         lines.append(f"Nerve structures (limits {cold if cold is not None else '-'} / {hot:g} °C)")
@@ -537,7 +720,12 @@ def render_text(report: dict[str, Any]) -> str:
         "sources/thermocouples/bookkeeping "
         f"{t['other_s']:.1f} s"
         + "".join(
-            f" (of which {name} {v['what']} {v['seconds']:.1f} s, {v['count']})"
+            f" (of which {name} {v['what']} {v['seconds']:.1f} s, {v['count']}"
+            + (
+                f"; loading or compiling their kernels first {v['compile_s']:.1f} s, not counted)"
+                if v.get("compile_s")
+                else ")"
+            )
             for name, v in (t.get("sources") or {}).items()
         )
         + f", safety analysis {t.get('analysis_s', 0.0):.1f} s",

@@ -108,7 +108,7 @@ def run_scenario(
         bound_sources=built.bound,
     )
     t_sim = time.perf_counter()
-    analysis = analyse(result, sc.ablation)
+    analysis = analyse(result, sc.ablation, target=sc.tumour_target)
     said = [line for p in sc.phases for src in p.sources for line in src.assumptions()]
     t_out = time.perf_counter()
     result.timing["build_s"] = t_built - t0
@@ -120,6 +120,7 @@ def run_scenario(
         analysis=analysis,
         notes=built.notes,
         source_assumptions=said,
+        phases=sc.phases,
     )
     files = _write_outputs(out, sc, built, result, analysis, report)
     report["timing"]["output_s"] = round(time.perf_counter() - t_out, 3)
@@ -147,14 +148,16 @@ def _write_outputs(out, sc, built, result, analysis, report) -> list[Path]:
         fh.write(render_text(report))
     files.append(out / "report.txt")
 
-    cols = {"power_W": result.power}
+    # the power deposited in tissue (a microwave antenna's absorbed power), then what
+    # each source logs (<source>_<key>: its set power, impedance, ...)
+    cols = {"deposited_power_W": result.power}
     cols.update(result.telemetry)
     cols.update({f"tc_{n}_C": v for n, v in result.sensors.items()})
-    cols.update({f"nerve_{n}_max_C": v for n, v in result.nerve_max_trace.items()})
+    cols.update({f"{n}_max_C": v for n, v in result.nerve_max_trace.items()})
     if result.limits.cold_C is not None and any(
         v.min() < result.limits.cold_C for v in result.nerve_min_trace.values()
     ):
-        cols.update({f"nerve_{n}_min_C": v for n, v in result.nerve_min_trace.items()})
+        cols.update({f"{n}_min_C": v for n, v in result.nerve_min_trace.items()})
     files.append(
         write_timeseries_csv(
             out / "timeseries.csv",

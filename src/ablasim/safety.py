@@ -15,6 +15,22 @@ voxel) cannot be checked: it is **NOT RESOLVED**, counts as a FAIL, and a warnin
 the planner to refine the grid.
 
 The overall verdict is FAIL if any nerve structure fails or is not resolved.
+
+Tumour coverage, the second verdict: **COMPLETE** when at least the target fraction
+(``[safety] tumour_coverage_target``, default 1.0 = 100 %) of the tumour, grown by
+``tumour_margin_mm`` (default 0 mm) in every direction, lies in the ablation zone;
+**INCOMPLETE** otherwise; None when the model has no tumour.
+
+Warnings, where the model leaves its range (plain sentences for the report):
+
+* voxels whose peak temperature went above :data:`BOILING_C` (100 °C): tissue water
+  boils and chars there, and the model keeps only the latent heat (no vapour, no
+  charring), so temperatures there are not reliable;
+* a nerve structure too thin for the grid: every voxel of it lies on its own surface
+  (none has all six face neighbours in the structure, so it is nowhere three voxels
+  across; a binary erosion leaves nothing): its temperature blends with its
+  surroundings' and its hottest point may be missed;
+* a phase of fewer than :data:`MIN_PHASE_STEPS` time steps.
 """
 
 from __future__ import annotations
@@ -26,7 +42,22 @@ from scipy import ndimage
 
 from .result import Result
 
-__all__ = ["AblationZone", "NerveSafety", "SafetyAnalysis", "analyse"]
+__all__ = [
+    "BOILING_C",
+    "MIN_PHASE_STEPS",
+    "AblationZone",
+    "NerveSafety",
+    "SafetyAnalysis",
+    "TumourCoverage",
+    "analyse",
+]
+
+#: Above this peak temperature [°C] the model is outside its range (water boils, tissue
+#: chars; docs/physics.md: the enthalpy model holds the latent heat only).
+BOILING_C = 100.0
+#: A phase with fewer time steps than this is flagged (an event inside it is resolved to
+#: a step, and a duration this short is more often a unit slip than a plan).
+MIN_PHASE_STEPS = 5
 
 
 @dataclass(frozen=True)
@@ -65,6 +96,19 @@ class AblationZone:
 
 
 @dataclass(frozen=True)
+class TumourCoverage:
+    """The tumour verdict: ``coverage_fraction`` of the target (the tumour grown by
+    ``margin_mm``) in the ablation zone against ``target_fraction``; ``verdict``
+    "COMPLETE", "INCOMPLETE", or None (no tumour: both fractions of it None)."""
+
+    coverage_fraction: float | None
+    target_fraction: float
+    margin_mm: float
+    verdict: str | None
+    target_volume_ml: float | None = None
+
+
+@dataclass(frozen=True)
 class SafetyAnalysis:
     """The verdict, a row per checked nerve structure, the ablation zone.
 
@@ -79,9 +123,10 @@ class SafetyAnalysis:
     zone_mask: np.ndarray
     unresolved: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
+    tumour: TumourCoverage = TumourCoverage(None, 1.0, 0.0, None)
 
 
-def analyse(result: Result, criterion, *, tumour: str = "tumour") -> SafetyAnalysis:
+def analyse(result: Result, criterion, *, tumour: str = "tumour", target=None) -> SafetyAnalysis:
     """Nerve verdicts and ablation-zone metrics of a result.
 
     Parameters
@@ -91,6 +136,8 @@ def analyse(result: Result, criterion, *, tumour: str = "tumour") -> SafetyAnaly
         Which voxels count as ablated (``criterion.mask(damage)``).
     tumour : str
         Name of the tumour structure (coverage is None if the model has none).
+    target : TumourTarget, optional
+        The coverage target and margin (default: 100 % of the tumour, no margin).
     """
     model = result.model
     grid = model.grid
@@ -149,12 +196,87 @@ def analyse(result: Result, criterion, *, tumour: str = "tumour") -> SafetyAnaly
             tumour_ml = float(tmask.sum()) * grid.voxel_volume * 1e6
     zone_info = AblationZone(criterion.describe(), vol_ml, extent, coverage, tumour_ml)
     fails = unresolved or any(v.verdict == "FAIL" for v in nerves.values())
-    warnings = tuple(
+    warnings = [
         f"Nerve structure '{name}' has no voxel at this grid spacing "
         f"({h_mm:g} mm), so its temperature was not checked and it counts as FAIL; "
         "refine grid.spacing_mm (to half the structure's thickness or less) and run again."
         for name in unresolved
-    )
+    ]
+    warnings += _thin_nerves(model, [n for n in nerves if n not in unresolved])
+    warnings += _too_hot(d.t_max, grid)
+    warnings += _short_phases(result.phases)
     return SafetyAnalysis(
-        "FAIL" if fails else "PASS", nerves, zone_info, zone, tuple(unresolved), warnings
+        "FAIL" if fails else "PASS",
+        nerves,
+        zone_info,
+        zone,
+        tuple(unresolved),
+        tuple(warnings),
+        _tumour_coverage(model, zone, tumour, target),
     )
+
+
+def _tumour_coverage(model, zone: np.ndarray, tumour: str, target) -> TumourCoverage:
+    """The tumour verdict (see the module docstring)."""
+    want = 1.0 if target is None else float(target.coverage)
+    margin = 0.0 if target is None else float(target.margin)
+    if tumour not in model.structure_names:
+        return TumourCoverage(None, want, margin * 1e3, None)
+    mask = model.structure_mask(tumour)
+    if not mask.any():
+        return TumourCoverage(None, want, margin * 1e3, None)
+    if margin > 0:
+        # every voxel whose centre lies within the margin of a tumour voxel's centre
+        mask = ndimage.distance_transform_edt(~mask, sampling=model.grid.spacing) <= margin
+    covered = float((zone & mask).sum() / mask.sum())
+    ml = float(mask.sum()) * model.grid.voxel_volume * 1e6
+    # both are ratios of voxel counts: a target of 1.0 is met only by every voxel
+    verdict = "COMPLETE" if covered >= want - 1e-12 else "INCOMPLETE"
+    return TumourCoverage(covered, want, margin * 1e3, verdict, ml)
+
+
+def _thin_nerves(model, names) -> list[str]:
+    """Nerve structures with no voxel deeper than their surface (see the module
+    docstring): none of their voxels has all six face neighbours in the structure."""
+    out = []
+    h_mm = model.grid.spacing * 1e3
+    for name in names:
+        mask = model.structure_mask(name)
+        if ndimage.binary_erosion(mask).any():
+            continue
+        out.append(
+            f"Nerve structure '{name}' is too thin for the {h_mm:g} mm grid: none of its "
+            f"{int(mask.sum())} voxels has all six neighbours inside it (it is nowhere "
+            "three voxels across), so its temperature is a blend with its surroundings' "
+            "and its hottest point may be missed; halve grid.spacing_mm to check it."
+        )
+    return out
+
+
+def _too_hot(t_max: np.ndarray, grid) -> list[str]:
+    """Voxels whose peak went above :data:`BOILING_C`: how many, how hot, where."""
+    hot = t_max > BOILING_C
+    n = int(hot.sum())
+    if n == 0:
+        return []
+    where = np.unravel_index(int(np.argmax(t_max)), grid.shape)
+    mm = ", ".join(f"{v * 1e3:.1f}" for v in grid.index_to_world(where))
+    return [
+        f"{n} voxel{'s' if n > 1 else ''} ({n * grid.voxel_volume * 1e6:.3g} ml) went above "
+        f"{BOILING_C:g} °C, the hottest to {float(t_max[where]):.0f} °C at [{mm}] mm: there "
+        "tissue water boils and chars, which the model holds only as latent heat (the "
+        "vapour does not move, charring is not modelled), so temperatures above "
+        f"{BOILING_C:g} °C are not reliable."
+    ]
+
+
+def _short_phases(phases) -> list[str]:
+    """Phases shorter than :data:`MIN_PHASE_STEPS` time steps."""
+    return [
+        f"Phase '{p.name}' lasts only {p.steps} time step{'s' if p.steps > 1 else ''} "
+        f"({p.duration_s:g} s at {p.dt_s:.3g} s a step): what happens inside it is "
+        "resolved to a step; check its duration (duration_s or duration_min) is what you "
+        "meant."
+        for p in phases
+        if p.steps < MIN_PHASE_STEPS
+    ]

@@ -83,6 +83,26 @@ class AblationCriterion:
 
 
 @dataclass(frozen=True)
+class TumourTarget:
+    """What a complete treatment of the tumour means (``[safety]`` keys).
+
+    ``coverage`` (``tumour_coverage_target``, a fraction in (0, 1], default 1.0 = 100 %)
+    of the target must lie in the ablation zone; the target is the tumour grown by
+    ``margin`` [m] (``tumour_margin_mm``, default 0: the tumour alone) in every direction,
+    the ring of seemingly healthy tissue that curative ablation also treats (commonly
+    5-10 mm in soft-tissue tumours; bone metastases are usually treated for pain and
+    local control, where the tumour itself is the target).
+    """
+
+    coverage: float = 1.0
+    margin: float = 0.0
+
+    def describe(self) -> str:
+        margin = "no margin" if self.margin == 0 else f"with a {self.margin * 1e3:g} mm margin"
+        return f"{100 * self.coverage:g} % of the tumour {margin}"
+
+
+@dataclass(frozen=True)
 class Scenario:
     """A validated scenario (SI units). Build the model and protocol with :meth:`build`."""
 
@@ -110,6 +130,7 @@ class Scenario:
     output: dict
     base_dir: Path = field(default=Path("."))
     source_text: str = ""
+    tumour_target: TumourTarget = field(default=TumourTarget())
 
     @property
     def grid(self) -> Grid:
@@ -321,7 +342,7 @@ def parse_scenario(
         if duration is not None:
             phases.append(Phase(pname or f"phase{i + 1}", duration, sources))
 
-    limits, ablation, tcs = _read_safety(top.table("safety"), errors)
+    limits, ablation, tcs, tumour_target = _read_safety(top.table("safety"), errors)
     shutdown = _read_damage(top.table("damage"), errors)
     output = _read_output(top.table("output"), errors)
     top.finish()
@@ -352,6 +373,7 @@ def parse_scenario(
         output=output,
         base_dir=Path(base_dir),
         source_text=source_text,
+        tumour_target=tumour_target,
     )
 
 
@@ -487,8 +509,13 @@ def _read_safety(s: Table | None, errors):
     ablation = AblationCriterion()
     tcs: list[Thermocouple] = []
     if s is None:
-        return limits, ablation, ()
+        return limits, ablation, (), TumourTarget()
     hot = s.number("hot_limit_C", default=45.0)
+    cover = s.number(
+        "tumour_coverage_target", default=1.0, gt=0, max=1,
+        hint="; a fraction of the tumour, e.g. tumour_coverage_target = 0.95 for 95 %",
+    )  # fmt: skip
+    margin = s.number("tumour_margin_mm", default=0.0, min=0, scale=1e-3)
     cold_raw = s.raw("cold_limit_C", 10.0)
     cold = None if cold_raw is False else s.number("cold_limit_C", default=10.0)
     try:
@@ -522,7 +549,10 @@ def _read_safety(s: Table | None, errors):
         if pos is not None:
             tcs.append(Thermocouple(name, tuple(v * 1e-3 for v in pos), bool(cutoff), expect))
     s.finish()
-    return limits, ablation, tuple(tcs)
+    target = TumourTarget(
+        1.0 if cover is None else float(cover), 0.0 if margin is None else float(margin)
+    )
+    return limits, ablation, tuple(tcs), target
 
 
 def _read_damage(d: Table | None, errors) -> PerfusionShutdown:

@@ -243,7 +243,7 @@ def simulate(
         "threads": chooser.summary(),
         "sources": _source_timing(bound),
     }
-    return _result(models[-1], phases, st, tcs, nerves, limits, n_steps, dts, timing)
+    return _result(models[-1], phases, st, tcs, nerves, limits, n_steps, dts, timing, bound)
 
 
 # -- set-up -------------------------------------------------------------------------------
@@ -484,10 +484,11 @@ def _source_timing(bound) -> dict:
     return out
 
 
-def _result(model, phases, st, tcs, nerves, limits, n_steps, dts, timing) -> Result:
+def _result(model, phases, st, tcs, nerves, limits, n_steps, dts, timing, bound) -> Result:
     s = st.samples
     n = len(s["time"])
     tc_arr = np.asarray(s["tc"], dtype=float).reshape(n, len(tcs))
+    events = _events(phases, bound, st, tcs, tc_arr, limits)
     nmax = np.asarray(s["nerve_max"], dtype=float).reshape(n, len(nerves.names))
     nmin = np.asarray(s["nerve_min"], dtype=float).reshape(n, len(nerves.names))
     summaries = [
@@ -538,7 +539,85 @@ def _result(model, phases, st, tcs, nerves, limits, n_steps, dts, timing) -> Res
         limits=limits,
         phases=summaries,
         timing=timing,
+        events=events,
     )
+
+
+def _events(phases, bound, st, tcs, tc_arr, limits) -> list[dict]:
+    """What changed the treatment, in time order [s from the run's start]: the cut-offs
+    (from the run state, so a resumed run reports them too) and the sources' own events
+    (:meth:`BoundSource.events`, timed from their phase's start)."""
+    out = []
+    t0 = 0.0
+    for p, phase in enumerate(phases):
+        for b in bound[p]:
+            for e in b.events():
+                out.append(e | {"time_s": t0 + float(e["time_s"]), "phase": phase.name})
+        if p < len(st.phase_cutoff) and st.phase_cutoff[p] is not None:
+            out.append(_cutoff_event(p, phase, t0, st, tcs, tc_arr, limits))
+        t0 += phase.duration
+    return sorted(out, key=lambda e: e["time_s"])
+
+
+def _joules(e: float) -> str:
+    return f"{e:.3g} J" if abs(e) < 1e3 else f"{e / 1e3:.3g} kJ"
+
+
+def _cutoff_event(p, phase, t0, st, tcs, tc_arr, limits) -> dict:
+    """A cut-off of phase ``p``: when, by which thermocouple at what reading, which
+    sources went off, and the share of the planned time and energy delivered. The
+    planned energy is the phase's constant power times its duration when its power was
+    constant until the cut-off, else its sources' set powers (``power_W`` or
+    ``control.power_W``) times its duration, or None when a source has no set power."""
+    cut = float(st.phase_cutoff[p])
+    s = st.samples
+    times = np.asarray(s["time"], dtype=float)
+    at = np.flatnonzero(times == cut)  # the sampler records the cut-off's step
+    row = tc_arr[at[-1]] if at.size else np.full(len(tcs), np.nan)
+    tripped = [
+        (tc.name, float(row[k]))
+        for k, tc in enumerate(tcs)
+        if tc.cutoff
+        and (st.tc_cutoff.get(tc.name) == cut or limits.too_hot(row[k]) or limits.too_cold(row[k]))
+    ]
+    names = [src.name for src in phase.sources]
+    delivered = cut - t0
+    energy = float(st.phase_energy[p])
+    in_phase = np.asarray(s["phase"]) == p
+    power = np.asarray(s["power"], dtype=float)[in_phase & (times <= cut)]
+    if power.size and power[0] > 0 and np.all(power == power[0]):
+        planned = float(power[0]) * phase.duration
+    else:
+        described = [src.describe() for src in phase.sources]
+        sets = [d.get("power_W", d.get("control.power_W")) for d in described]
+        planned = sum(sets) * phase.duration if sets and None not in sets else None
+    who = ", ".join(f"{n} ({T:.1f} °C)" for n, T in tripped) or "a cut-off thermocouple"
+    share = delivered / phase.duration
+    detail = (
+        f"thermocouple {who} reached a limit: {', '.join(names)} switched off for the "
+        f"rest of phase '{phase.name}' after {delivered:.0f} s of its planned "
+        f"{phase.duration:.0f} s ({100 * share:.0f} %)"
+    )
+    if planned:
+        detail += (
+            f"; {_joules(energy)} delivered of the {_joules(planned)} planned "
+            f"({100 * energy / planned:.0f} %)"
+        )
+    return {
+        "time_s": cut,
+        "kind": "cutoff",
+        "source": names[0] if len(names) == 1 else None,
+        "detail": detail,
+        "phase": phase.name,
+        "thermocouples": [n for n, _ in tripped],
+        "sources": names,
+        "planned_s": phase.duration,
+        "delivered_s": delivered,
+        "fraction_of_time": share,
+        "energy_J": energy,
+        "planned_energy_J": planned,
+        "fraction_of_energy": energy / planned if planned else None,
+    }
 
 
 def _telemetry_columns(rows: list[dict]) -> dict[str, np.ndarray]:
