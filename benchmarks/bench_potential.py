@@ -10,7 +10,7 @@
    from zero, and again after a 1 % change of σ near the probe with a warm start (what
    the time loop pays each time σ has drifted past the tolerance).
 2. A typical temperature-controlled run: 7 min at 70 °C with a 20 W limit (bone RF
-   systems, physics.md §3.1) on a smaller grid; how many solves it needed and the share
+   systems, docs/physics.md §3.1) on a smaller grid; how many solves it needed and the share
    of the run's wall time they took.
 
 Run:  python benchmarks/bench_potential.py [--size 128] [--run-size 48] [--json out.json]

@@ -1,4 +1,4 @@
-"""Exact solutions of the Pennes equation used by the tests (physics.md §4a).
+"""Exact solutions of the Pennes equation used by the tests (docs/physics.md §4a).
 
 theta = T - T_a; W = omega_b rho_b c_b; m = sqrt(W / k); kappa = k / (rho c).
 """
@@ -67,7 +67,7 @@ def observed_order(spacings, errors) -> float:
 
 
 def neumann_lambda(stefan_s, ratio_term, nu):
-    """Root lambda of the two-phase Neumann (Stefan) problem (physics.md §4a case 7):
+    """Root lambda of the two-phase Neumann (Stefan) problem (docs/physics.md §4a case 7):
 
     e^{-l^2}/erf(l) - ratio_term * e^{-nu^2 l^2}/erfc(nu l) = l sqrt(pi) / stefan_s
 

@@ -1,4 +1,4 @@
-"""The solver against exact solutions of the Pennes equation (physics.md §4a), at two or
+"""The solver against exact solutions of the Pennes equation (docs/physics.md §4a), at two or
 more resolutions, with the observed order of convergence asserted.
 
 Expected order: 2 in space (central differences, harmonic face means, ghost-layer
@@ -82,7 +82,7 @@ def test_steady_perfused_slab_converges_at_second_order():
     lib = _lib()
     length, theta0 = 0.03, 10.0
     m = _m(lib, "muscle")
-    # 1/m = 13.97 mm for IT'IS muscle (physics.md §4a)
+    # 1/m = 13.97 mm for IT'IS muscle (docs/physics.md §4a)
     assert 1 / m == pytest.approx(13.97e-3, rel=2e-3)
     spacings, errors = _settled_slab_errors(
         (15, 30, 60), length, lib, lambda x: slab_steady(x, theta0, m, length)
@@ -189,7 +189,7 @@ def test_heated_sphere_three_resolutions():
 
 
 def test_heated_sphere_in_muscle_matches_the_published_numbers():
-    """physics.md §4a: muscle, a = 5 mm, Q = 1 MW/m^3 -> 19.97, 11.92, 4.17 K at 0, a, 2a."""
+    """docs/physics.md §4a: muscle, a = 5 mm, Q = 1 MW/m^3 -> 19.97, 11.92, 4.17 K at 0, a, 2a."""
     lib = _lib()
     t = lib["muscle"]
     w = t.perfusion_coefficient(lib.blood)
@@ -294,7 +294,7 @@ def test_freezing_front_follows_the_neumann_solution():
     """§4a case 7, the two-phase Stefan problem: a face held at -20 °C freezes tissue at
     10 °C; the front advances as X = 2 lambda sqrt(kappa_s t). The enthalpy scheme spreads
     the latent heat over a 0.5 K interval (freezing at its midpoint, -0.75 °C) and should
-    put the front within a fraction of a voxel of the exact one (physics.md: "about one
+    put the front within a fraction of a voxel of the exact one (docs/physics.md: "about one
     grid spacing"); the tolerance h/4 leaves room for the mushy interval's own offset
     (~0.03 mm here), and the error must shrink as h halves. Conductivity is the same in
     both phases (the solver keeps k fixed); heat capacity and latent heat differ."""

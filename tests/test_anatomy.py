@@ -1,6 +1,6 @@
 """Procedural phantoms, label-map files and label pictures (fast: well under 20 s).
 
-Reference dimensions come from shared/reference/anatomy.md; each check names its source.
+Reference dimensions come from docs/anatomy.md; each check names its source.
 """
 
 from __future__ import annotations
@@ -140,7 +140,7 @@ def test_t12_cord_dimensions_and_csf_layers(t12_half):
     ventral = np.count_nonzero(csf_idx > cord_idx.max()) * h
     assert 1.5 * MM - h <= dorsal <= 4.5 * MM + h
     assert 1.0 * MM - h <= ventral <= 2.0 * MM + h
-    # posterior wall -> cord 2-5 mm (anatomy.md §2: T8 2-4 [C], T12 3-5 [U])
+    # posterior wall -> cord 2-5 mm (docs/anatomy.md §2: T8 2-4 [C], T12 3-5 [U])
     body_idx = np.flatnonzero(
         np.isin(line, [ph.index("vertebral_body"), ph.index("cortical_shell")])
     )
@@ -234,7 +234,7 @@ def test_body_volume_converges_with_spacing():
 
 
 def test_cortical_shell_is_one_voxel_thick(l1_48):
-    """anatomy.md: shell ≈ 0.3 mm, thinner than a voxel -> one voxel of cortical label."""
+    """docs/anatomy.md: shell ≈ 0.3 mm, thinner than a voxel -> one voxel of cortical label."""
     g = l1_48.grid
     _, j, k = g.world_to_index((0, 0, 0))
     line = l1_48.labels[:, j, k]  # along x through the body centre
@@ -265,7 +265,7 @@ def test_long_bone():
     assert ph.labels[i, j, k] == ph.index("medullary_canal")
     assert ph.tissue_names()[ph.index("medullary_canal")] == "yellow_marrow"
     assert ph.tissue_names()[ph.index("sciatic_nerve")] == "nerve"
-    # lateral cortex thickness (26 - 10.5) / 2 = 7.75 mm (anatomy.md §6 [C])
+    # lateral cortex thickness (26 - 10.5) / 2 = 7.75 mm (docs/anatomy.md §6 [C])
     line = ph.labels[:, j, k]
     cortex_lat = np.count_nonzero((line == ph.index("cortex")) & (g.axes()[0] > 0)) * h
     assert cortex_lat == pytest.approx(7.75 * MM, abs=h)

@@ -182,7 +182,7 @@ def test_examples_are_listed_and_valid(capsys):
 
 def test_sphere_validation_matches_exact_steady_temperatures(tmp_path):
     """The shipped validation scenario: thermocouples within 2 % of the exact solution
-    (physics.md §4a case 4). Grid: 60 mm cube, 1 mm voxels; 3600 s is 7.3 perfusion time
+    (docs/physics.md §4a case 4). Grid: 60 mm cube, 1 mm voxels; 3600 s is 7.3 perfusion time
     constants (rho c / W = 491 s), so the transient has decayed to < 0.1 %; the far faces
     are 3.7 decay lengths (1/m = 8.1 mm) away."""
     from analytic import heated_sphere

@@ -1,4 +1,4 @@
-"""Thermal damage: CEM43 and Arrhenius doses against exact values (physics.md §2, §4a
+"""Thermal damage: CEM43 and Arrhenius doses against exact values (docs/physics.md §2, §4a
 case 8), the 39 °C dose floor, extreme-temperature fields, perfusion shut-down and the
 carry-over of every accumulator from one phase to the next."""
 
@@ -80,7 +80,7 @@ def test_arrhenius_at_constant_temperature(tissue):
 
 
 def test_liver_omega_one_after_61_s_at_50_C():
-    """Derived check value (physics.md §2.2): the liver set reaches Omega = 1 after 61 s
+    """Derived check value (docs/physics.md §2.2): the liver set reaches Omega = 1 after 61 s
     at 50 °C. Within 1 s: the value is quoted to whole seconds."""
     duration = 61.0
     res, _ = _held("liver", 50.0, duration, dt=0.5)

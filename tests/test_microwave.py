@@ -1,4 +1,4 @@
-"""The microwave antenna source (line-source SAR surrogate, physics.md §3.2 [U]).
+"""The microwave antenna source (line-source SAR surrogate, docs/physics.md §3.2 [U]).
 
 What is checked: the numba kernel against its NumPy reference; symmetry about the
 antenna axis; the shape trends the model claims
@@ -74,7 +74,7 @@ def test_kernel_matches_numpy_reference(rng):
 @pytest.mark.parametrize(
     ("eps", "sigma", "f", "alpha"),
     [
-        (52.7, 1.739, 2450.0, 44.8),  # muscle (physics.md §1.2 table)
+        (52.7, 1.739, 2450.0, 44.8),  # muscle (docs/physics.md §1.2 table)
         (55.0, 0.948, 915.0, 23.8),
         (11.4, 0.394, 2450.0, 21.8),  # cortical bone
         (12.4, 0.145, 915.0, 7.7),
@@ -86,7 +86,7 @@ def test_attenuation_constant_matches_the_reference_table(eps, sigma, f, alpha):
 
 
 def test_mita_factors_check_values():
-    """physics.md §1.2 check values: ε_r / σ = 47.9 / 2.10 at 37 °C, 27.3 / 1.29 at 80."""
+    """docs/physics.md §1.2 check values: ε_r / σ = 47.9 / 2.10 at 37 °C, 27.3 / 1.29 at 80."""
     fe, fs = mita_factors(np.array([37.0, 80.0, 100.0]))
     np.testing.assert_allclose(fe * 47.9, [47.9, 27.3, 10.9], atol=0.1)
     np.testing.assert_allclose(fs * 2.10, [2.10, 1.29, 0.58], atol=0.02)
@@ -212,7 +212,7 @@ def test_temperature_dependent_sar_spreads_as_tissue_dries():
 
 # -- published data (plausibility) ------------------------------------------------------------
 def test_nijland_2024_sheep_vertebra_posterior_wall():
-    """Nijland et al. 2024 (Int J Hyperthermia, physics.md §3.2): in sheep vertebral
+    """Nijland et al. 2024 (Int J Hyperthermia, docs/physics.md §3.2): in sheep vertebral
     bodies 40-50 W gave > 60 °C at the posterior wall almost at once; 20-30 W stayed
     < 60 °C for 4 min ex vivo.
 

@@ -1,4 +1,4 @@
-"""RF source and electric-potential solver (physics.md §1.2, §3.1).
+"""RF source and electric-potential solver (docs/physics.md §1.2, §3.1).
 
 Ladder: σ(T) kernel against its NumPy reference; the potential around a spherical
 electrode against the exact V0 a / r with second-order convergence; power balance
@@ -232,7 +232,7 @@ def test_power_control_in_a_simulation():
     ("tissue", "cooled"), [("muscle", False), ("cancellous_bone", True)], ids=["muscle", "bone"]
 )
 def test_temperature_control_holds_the_set_point(tissue, cooled):
-    """PI control at 70 °C (bone RF systems, physics.md §3.1), 20 W limit: after the
+    """PI control at 70 °C (bone RF systems, docs/physics.md §3.1), 20 W limit: after the
     sensor first reaches 68 °C it stays within 70 ± 2 °C."""
     model = _model(tissue=tissue)
     src = _probe(control="temperature", target_C=70.0, max_power_W=20.0, cooled=cooled)
@@ -376,7 +376,7 @@ def test_kernel_formed_heating_equals_deposited_heating(metabolic):
 #: solids, nearly independent of T (so no +0.1 %/K). rho: water plus a few % agar and salt
 #: [U, recipe not in the abstract]. No perfusion, no metabolism. Electrical: liver's
 #: 0.146 S/m and 1.5 %/K: at 450 kHz tumour and normal-tissue resistivity are similar
-#: (the paper; physics.md §1.3) and the gel matches tumour, so liver's value is the
+#: (the paper; docs/physics.md §1.3) and the gel matches tumour, so liver's value is the
 #: library's best estimate of the gel's. Not tumour_lytic's 0.443 S/m: that row is a
 #: muscle proxy for a lytic bone lesion, not a liver tumour, and 3x liver's value would
 #: contradict the paper's equal gel/liver temperatures at 450 kHz (with it: liver 66 °C,
@@ -415,7 +415,7 @@ def _liver_gel_model(grid, boundary):
     "block; see the docstring",
 )
 def test_haemmerich_schutt_2011_plausibility():
-    """physics.md §4b E10 (Haemmerich & Schutt 2011, IEEE TBME 58:404, PMC3108076):
+    """docs/physics.md §4b E10 (Haemmerich & Schutt 2011, IEEE TBME 58:404, PMC3108076):
     porcine liver in contact with a tumour-mimicking agar gel, a needle electrode with half
     its active tip in each layer, 30 W for 12 min at 450 kHz, thermocouples 4 and 8 mm from
     the electrode. At 8 mm: liver 58.7 ± 2.5 °C, gel 57.5 ± 1.4 °C (n = 7; the abstract

@@ -1,4 +1,4 @@
-"""Monopolar RF lesion trends of Cosman, Dolensky & Hoffman 2014 (physics.md §3.1).
+"""Monopolar RF lesion trends of Cosman, Dolensky & Hoffman 2014 (docs/physics.md §3.1).
 
 Paper: Cosman ER Jr, Dolensky JR, Hoffman RA, "Factors That Affect Radiofrequency Heat
 Lesion Size", Pain Med 2014;15:2020. Only the abstract could be read. Two full-text

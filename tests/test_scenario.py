@@ -18,7 +18,7 @@ import ablasim
 from ablasim.errors import ScenarioError
 from ablasim.scenario import BuiltScenario, Scenario, load_scenario, parse_scenario
 
-# The DESIGN.md validation example on a coarse grid: one tissue, a property override, a
+# The design's validation example on a coarse grid: one tissue, a property override, a
 # volumetric sphere, a thermocouple.
 VALIDATION = """
 name = "validation"

@@ -134,7 +134,7 @@ def test_default_is_cached(lib):
 
 
 def test_itis_perfusion_conversion(lib):
-    # physics.md §0: omega = HTR * rho / 6e7
+    # docs/physics.md §0: omega = HTR * rho / 6e7
     assert lib["skin"].perfusion_per_s == pytest.approx(106.38 * 1109 / 6e7, rel=1e-6)
     assert lib["skin"].perfusion_per_s == pytest.approx(1.966e-3, rel=5e-4)
     assert lib["muscle"].perfusion_per_s == pytest.approx(6.68e-4, rel=5e-3)
@@ -142,7 +142,7 @@ def test_itis_perfusion_conversion(lib):
 
 
 def test_perfusion_coefficient_muscle(lib):
-    # physics.md §4a: W = omega rho_b c_b = 2535 W/m^3/K for muscle
+    # docs/physics.md §4a: W = omega rho_b c_b = 2535 W/m^3/K for muscle
     w = lib["muscle"].perfusion_coefficient(lib.blood)
     assert w == pytest.approx(2535, rel=1e-3)
     # 1/m = sqrt(k / W) = 13.97 mm

@@ -8,18 +8,18 @@ doi:10.1016/0360-3016(84)90379-1):
 
 240 min is the conventional threshold for necrosis of soft tissue (as used e.g. by
 k-Wave's ``kWaveDiffusion``); rat sciatic nerve lost half its motor function at 48-64 min
-(Wondergem et al. 1988, Int J Radiat Biol 53:429) (physics.md §2.1).
+(Wondergem et al. 1988, Int J Radiat Biol 53:429) (docs/physics.md §2.1).
 
 Arrhenius (Henriques & Moritz 1947):
 
 .. math:: \Omega(t) = \int_0^t A\, e^{-E_a / (R\, T(\tau))}\, d\tau
 
 with per-tissue A [1/s] and E_a [J/mol] from the tissue library; Omega = 1 is 63 % and
-Omega = 4.6 is 99 % cell death (physics.md §2.2). The single-step model over-predicts
+Omega = 4.6 is 99 % cell death (docs/physics.md §2.2). The single-step model over-predicts
 early damage in moderate heating; use it for the ablation zone, CEM43 for nerves.
 
 Perfusion shut-down: blood flow stops, for good, in coagulated tissue: by default when
-Omega >= 4.6 or T >= 60 °C (physics.md §2.3: Irastorza tutorial; Schutt & Haemmerich
+Omega >= 4.6 or T >= 60 °C (docs/physics.md §2.3: Irastorza tutorial; Schutt & Haemmerich
 2008; bone flow stops permanently at >= 60 °C, Eriksson & Albrektsson 1983).
 
 The doses are accumulated every time step inside the Pennes step, row by row, by the

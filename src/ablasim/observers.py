@@ -210,8 +210,9 @@ class ThreadChooser:
     """Choose the number of kernel threads that runs the step fastest now.
 
     The step is memory-bound: on two cores the second thread gains only about 1.35x
-    (``shared/reference/performance.md``). But on a shared host, when another process
-    holds the other core, every step waits for the descheduled thread and a parallel run
+    (measured on the project's 2-core machine; its memory bandwidth:
+    ``benchmarks/README.md``). But on a shared host, when another process holds the other
+    core, every step waits for the descheduled thread and a parallel run
     becomes several times *slower* than a serial one. So every ``interval`` seconds of
     wall time a few trial steps are timed with one thread and with all of them, and the
     faster is kept. With ``threads`` given, that number is used throughout. The trials

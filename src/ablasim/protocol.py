@@ -62,7 +62,7 @@ class Thermocouple:
 
 @dataclass(frozen=True)
 class Limits:
-    """Temperature limits for nerves and cut-off thermocouples [°C] (physics.md §3.5:
+    """Temperature limits for nerves and cut-off thermocouples [°C] (docs/physics.md §3.5:
     keep juxtaneural tissue between 10 and 45 °C; Sag & Husain 2022, Semin Intervent
     Radiol 39:157).
 

@@ -1,4 +1,4 @@
-"""Run one scenario end to end and write the file contract of DESIGN.md.
+"""Run one scenario end to end and write the file contract (README.md).
 
 validate -> build (model, protocol) -> simulate (checkpointed) -> safety analysis ->
 ``report.json``, ``report.txt``, ``timeseries.csv``, pictures, ``fields.vti``.

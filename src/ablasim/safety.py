@@ -6,7 +6,7 @@ any time step; **PASS** otherwise. Reaching a limit counts (the conservative rea
 and it is the same rule by which a cut-off thermocouple trips: both use
 :meth:`Limits.too_hot` and :meth:`Limits.too_cold`. The limits are the clinical practice of
 keeping juxtaneural tissue between 10 and 45 °C (Sag & Husain 2022, Semin Intervent Radiol
-39:157; physics.md §3.5). CEM43 and Arrhenius Omega are reported alongside as evidence,
+39:157; docs/physics.md §3.5). CEM43 and Arrhenius Omega are reported alongside as evidence,
 not as verdict criteria: rat sciatic nerve lost half its motor function at 48-64 CEM43
 (Wondergem et al. 1988).
 

@@ -6,8 +6,8 @@ value and says how to fix it; unknown keys get the closest known key as a sugges
 Units are in the key names (``_mm``, ``_s``, ``_min``, ``_W``, ``_C``, ``_ml``); inside
 the code everything is SI.
 
-The keys are documented in DESIGN.md and in ``ablasim run --help``; the shipped examples
-(``ablasim examples``) show them in use.
+``ablasim keys`` lists every key (made from this reader, run in the recording mode of
+:mod:`ablasim.reader`); the shipped examples (``ablasim examples``) show them in use.
 """
 
 from __future__ import annotations
@@ -47,9 +47,9 @@ class AblationCriterion:
     """Which voxels count as ablated (the ablation zone).
 
     Default: CEM43 >= 240 min, the conventional necrosis threshold (Sapareto & Dewey
-    1984; the lesion criterion of k-Wave's ``kWaveDiffusion``; physics.md §2.1), or a
+    1984; the lesion criterion of k-Wave's ``kWaveDiffusion``; docs/physics.md §2.1), or a
     minimum temperature at or below -20 °C, the lethal isotherm used clinically for
-    cryoablation (Papalexis et al. 2023, Curr Oncol 30:6744; physics.md §2.4).
+    cryoablation (Papalexis et al. 2023, Curr Oncol 30:6744; docs/physics.md §2.4).
     ``kind = "arrhenius"`` uses Omega >= ``omega`` (4.6 = 99 % cell death);
     ``kind = "temperature"`` uses a maximum temperature >= ``temperature_C``.
     """

@@ -1,7 +1,7 @@
 """The time loop: :func:`simulate` runs a protocol (a list of :class:`Phase`) on a
 :class:`~ablasim.model.Model` and returns a :class:`~ablasim.result.Result`.
 
-The flow (DESIGN.md): bind and validate the sources; choose the time step; start from a
+The flow (docs/architecture.md): bind and validate the sources; choose the time step; start from a
 fresh state or a checkpoint; then for each phase: the material changes of its sources
 (cement replacing tissue), the voxels they hold, their static heating; then every step:
 the sources' heating and held voxels, the fused Pennes-and-damage step

@@ -1,7 +1,7 @@
 """A femoral shaft along z with its medullary canal and a sciatic-like nerve.
 
 Frames as in the other phantoms: metres, RAS (+x right, +y anterior, +z superior), the
-origin on the axis of the shaft. Dimensions from ``shared/reference/anatomy.md`` §6 with
+origin on the axis of the shaft. Dimensions from ``docs/anatomy.md`` §6 with
 the tags [V] / [C] / [U] of :mod:`ablasim.anatomy.spine`.
 """
 
@@ -60,7 +60,7 @@ def long_bone(
         is flatter (A-P 5.5 ± 1.2 mm, Rusu 2020 [V]; width 12-18 [U]).
     nerve_center : 2 floats, default ``(0.0, -0.025)``
         (x, y) of the nerve axis [m]: posterior to the shaft in the posterior compartment,
-        8 mm of muscle between bone and nerve [U] (anatomy.md gives positions only at
+        8 mm of muscle between bone and nerve [U] (docs/anatomy.md gives positions only at
         the hip).
     linea_aspera : float, default 0.003
         Height of the posterior cortical ridge [m] (posterior cortex thickest, Proc IMechE
@@ -134,6 +134,6 @@ def long_bone(
         f"{h_la * 1e3:g} mm; sciatic nerve {2 * r_n * 1e3:g} mm at (x, y) = "
         f"{[round(v * 1e3, 2) for v in nc]} mm (area from Chen 2018); thigh "
         f"{2 * r_thigh * 1e3:g} mm, fat {fat * 1e3:g} mm, skin {skin * 1e3:g} mm [U]. "
-        "Sources: shared/reference/anatomy.md §6." + desc_t
+        "Sources: docs/anatomy.md §6." + desc_t
     )
     return p.finish(desc)

@@ -581,7 +581,7 @@ def _build_vertebra(
         f"body, RAS (+x right, +y anterior, +z superior), canal at negative y; "
         f"{cord_txt}; conus tip at z = {conus_tip * 1e3:.1f} mm; neighbouring vertebrae "
         f"repeat every {P * 1e3:.1f} mm. Dimensions [mm]: {dims}. Sources: "
-        "shared/reference/anatomy.md (Panjabi 1991/1992, Kang 2012, Kaur 2016, Khasawneh 2023, "
+        "docs/anatomy.md (Panjabi 1991/1992, Kang 2012, Kaur 2016, Khasawneh 2023, "
         "Silverstein 2015, Saifuddin 1998, Wang 2012, Silva 1994; L1 interpolated from T12 "
         "and L3). Cortical shell and end-plates one voxel thick (real ≈0.3 mm)." + desc_t
     )

@@ -18,7 +18,7 @@ temperature, and H is formed and inverted on the fly, so no second state array i
 
 Boiling: the enthalpy also holds the latent heat of vaporisation of the tissue's water
 (ρ × water fraction × 2257 kJ/kg, about 1.7 GJ/m³), spread over 95-100 °C as in the
-MITA-model RF studies (physics.md §1.2). Tissue next to an RF electrode or a microwave
+MITA-model RF studies (docs/physics.md §1.2). Tissue next to an RF electrode or a microwave
 antenna then sits near 100 °C while its water boils off, instead of heating straight
 through, which takes up much energy and slows the electrical roll-off. Rows that reach
 95 °C take the enthalpy update even in a run without freezing (see ``row_update``).
@@ -69,7 +69,7 @@ PHASE_COLUMNS = (
 )
 
 #: Latent heat of vaporisation of water at 100 °C [J/kg] (CRC Handbook, 2257 kJ/kg;
-#: MITA-model uses 2260 kJ/kg, physics.md §1.2).
+#: MITA-model uses 2260 kJ/kg, docs/physics.md §1.2).
 WATER_LATENT_HEAT_J_KG = 2.257e6
 #: Vaporisation interval [°C]: the latent heat is spread over 95-100 °C (MITA-model: an
 #: interval ending at 100 °C whose width the study varied from 1 to 10 K).

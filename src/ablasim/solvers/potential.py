@@ -1,6 +1,6 @@
 """The quasi-static electric potential of RF ablation: ∇·(σ∇V) = 0 on the voxel grid.
 
-Model and validity (physics.md §3.1): at 450–500 kHz the wavelength is far larger than the
+Model and validity (docs/physics.md §3.1): at 450–500 kHz the wavelength is far larger than the
 treated region and displacement currents are negligible next to conduction currents in
 tissue, so the potential obeys the steady conduction equation with the electrodes as
 fixed-potential boundaries (Irastorza tutorial; Berjano 2006, BioMed Eng OnLine 5:24).
@@ -69,12 +69,12 @@ __all__ = [
 
 #: Temperature at which the tissue library's electrical conductivity holds [°C].
 SIGMA_REFERENCE_C = 37.0
-#: Roll-off ramp (MITA-model convention, physics.md §1.2): σ follows the linear law up to
+#: Roll-off ramp (MITA-model convention, docs/physics.md §1.2): σ follows the linear law up to
 #: 100 °C, falls linearly to σ_vap over 100–105 °C and stays there above.
 ROLLOFF_START_C = 100.0
 ROLLOFF_END_C = 105.0
 #: σ_vap / σ₀ after desiccation: 1e-2, the nominal value of the MITA-model sensitivity
-#: study (range 1e-2 to 1e-4; physics.md §1.2).
+#: study (range 1e-2 to 1e-4; docs/physics.md §1.2).
 SIGMA_VAP_FRACTION = 1e-2
 
 

@@ -1,10 +1,10 @@
 """Microwave ablation antenna (915 MHz or 2.45 GHz): a SAR surrogate built on the
 tissues' dielectric attenuation, or a SAR map from the user's own EM solver.
 
-The model (a surrogate, physics.md §3.2 [U]; no single published source)
+The model (a surrogate, docs/physics.md §3.2 [U]; no single published source)
 --------------------------------------------------------------------------
 A full model solves Maxwell's equations around the antenna (SAR = σ|E|²/ρ; Ji & Brace
-2011, physics.md §3.2). Here the antenna is a **line of point radiators** along its axis,
+2011, docs/physics.md §3.2). Here the antenna is a **line of point radiators** along its axis,
 and each radiator's power spreads spherically and is absorbed on its way out:
 
 * Source strength along the shaft, ``s`` = distance from the tip towards the hub: an
@@ -20,9 +20,9 @@ and each radiator's power spreads spherically and is absorbed on its way out:
   attenuated by the **path integral of the tissues' attenuation constant** α along the
   straight segment ``p -> x`` (midpoint rule on the voxels crossed, at most
   ``MAX_PATH_SAMPLES`` samples). α per voxel from ε_r and σ at the frequency (Gabriel 1996,
-  physics.md §1.2): ``α = ω √(μ₀ε₀ε_r/2 · (√(1 + (σ/ωε₀ε_r)²) − 1))``. Bone (α 21.8 Np/m at
+  docs/physics.md §1.2): ``α = ω √(μ₀ε₀ε_r/2 · (√(1 + (σ/ωε₀ε_r)²) − 1))``. Bone (α 21.8 Np/m at
   2.45 GHz, power depth 23 mm) lets the power through much further than muscle (44.8 Np/m,
-  11 mm), as seen in the sheep vertebrae of Nijland et al. 2024 (physics.md §3.2).
+  11 mm), as seen in the sheep vertebrae of Nijland et al. 2024 (docs/physics.md §3.2).
 * The power absorbed per volume is ``Q(x) = 2 α(x) Σ_p S_p(x)``. This is ``σ|E|²`` written
   with the flux (``|E|² = 2 Z S``, ``2α ≈ σ Z`` for ``σ ≪ ωε``) and it conserves energy:
   in an unbounded uniform medium each radiator's absorbed power integrates to its
@@ -45,11 +45,11 @@ field from an EM solver (scaled here to the set power).
 
 Temperature dependence (``temperature_dependent=True``): as tissue dries, its
 permittivity and conductivity fall and the power reaches further (Ji & Brace 2011,
-physics.md §1.2). ε_r and σ of every voxel are multiplied by the relative change of the
-sigmoidal liver model as implemented in MITA (physics.md §1.2, 2.45 GHz, used at both
+docs/physics.md §1.2). ε_r and σ of every voxel are multiplied by the relative change of the
+sigmoidal liver model as implemented in MITA (docs/physics.md §1.2, 2.45 GHz, used at both
 frequencies [U]), ``ε_r(T)/ε_r(37 °C)`` and ``σ(T)/σ(37 °C)``, with the change scaled by
 the tissue's water fraction relative to liver's 0.72 (drier tissue such as bone and fat
-changes less; no bone-specific data, physics.md §1.2 [U]). The SAR is recomputed only
+changes less; no bone-specific data, docs/physics.md §1.2 [U]). The SAR is recomputed only
 when some voxel's conductivity factor has moved by more than ``RECOMPUTE_TOLERANCE``
 since the last computation; the absorbed power stays the set one. For a SAR map the
 map is re-weighted voxel by voxel by the conductivity factor and rescaled.
@@ -88,7 +88,7 @@ __all__ = [
 FREQUENCIES_MHZ = (915.0, 2450.0)
 #: Fraction of the generator power absorbed by tissue (cable loss, reflection) [U].
 DEFAULT_EFFICIENCY = 0.8
-#: Default active (radiating) length [m]: the 2 cm antenna of physics.md §3.2 (915 MHz).
+#: Default active (radiating) length [m]: the 2 cm antenna of docs/physics.md §3.2 (915 MHz).
 DEFAULT_ACTIVE_LENGTH = 0.02
 #: Default antenna diameter [m]: 13 G (2.4 mm), a common MW antenna size [U].
 DEFAULT_DIAMETER = 0.0024
@@ -116,7 +116,7 @@ _KEYS = {
 
 # -- dielectric helpers -------------------------------------------------------------------
 def attenuation_constant(eps_r, sigma, frequency_MHz: float) -> np.ndarray:
-    """Attenuation constant α [Np/m] of a lossy dielectric (physics.md §1.2).
+    """Attenuation constant α [Np/m] of a lossy dielectric (docs/physics.md §1.2).
 
     ``α = ω √(μ₀ε₀ε_r/2 · (√(1 + (σ/ωε₀ε_r)²) − 1))``; the power decays as ``exp(-2αr)``.
 
@@ -144,7 +144,7 @@ def mita_factors(T) -> tuple[np.ndarray, np.ndarray]:
     """Relative change of ε_r and σ with temperature, liver sigmoid as in MITA.
 
     ``ε_r(T) = 48.391 (1 − 1/(1 + e^{6.286 − 0.0764 T})) + 1``,
-    ``σ(T) = 2.173 (1 − 1/(1 + e^{5.951 − 0.0697 T}))`` S/m (T in °C; physics.md §1.2,
+    ``σ(T) = 2.173 (1 − 1/(1 + e^{5.951 − 0.0697 T}))`` S/m (T in °C; docs/physics.md §1.2,
     MITA-model, from Ji & Brace 2011), each divided by its value at 37 °C.
 
     Returns
@@ -260,7 +260,7 @@ class MicrowaveSource(Source):
         Antenna diameter [m] (> 0), default 2.4 mm (13 G) [U]; regularises the field
         at the shaft.
     frequency_MHz : float
-        915 or 2450 [MHz]; selects the tissues' ε_r and σ (physics.md §1.2).
+        915 or 2450 [MHz]; selects the tissues' ε_r and σ (docs/physics.md §1.2).
     efficiency : float
         Fraction of ``power_W`` absorbed by tissue, in (0, 1]; default 0.8 [U] (cable
         loss and reflection). The source deposits ``efficiency * power_W`` [W].

@@ -70,13 +70,13 @@ class RFSource(Source):
         Generator output limit [V rms]: the power is at most ``V_max² / Z``, so when
         the impedance Z rises (desiccation) the delivered power falls, as with real
         generators (the Irastorza tutorial clamps its output to 12.85-66.33 V,
-        physics.md §3.1). Default: none (any power is delivered).
+        docs/physics.md §3.1). Default: none (any power is delivered).
     kp_W_per_K, ki_W_per_K_s : float
         PI gains of the temperature controller [W/K], [W/(K s)]. Default 0.5 and 0.05:
         tuned here (not from a device) so the sensor holds the set-point within 2 °C on
         uncooled and cooled probes in soft tissue and bone; Kumru et al. 2022 use
         Kp 40, Ki 0.01 and Irastorza Kp 280.78, Ki 0.5 in their own output units
-        (physics.md §3.1), which do not transfer.
+        (docs/physics.md §3.1), which do not transfer.
     sensor_offset : float, optional
         Position of the controlling thermocouple beyond the tip along ``direction`` [m].
         Default 0 (at the tip) for uncooled probes; 1 mm beyond the tip for cooled ones,
@@ -87,7 +87,7 @@ class RFSource(Source):
         ignored for bipolar probes (outer faces insulated).
     impedance_cutoff_ohm : float, optional
         Pause when the impedance exceeds this [Ω] (MITA-model: 120 Ω, for liver-sized
-        electrodes; physics.md §3.1).
+        electrodes; docs/physics.md §3.1).
     impedance_rise : float, optional
         Without an absolute cut-off: pause when the impedance exceeds this multiple of its
         lowest value in the phase (default 2, our convention [U]: device rules not
