@@ -239,7 +239,7 @@ def test_tissue_sources_are_a_numbered_list(capsys):
 
     assert main(["tissues", "muscle"]) == 0
     out = capsys.readouterr().out
-    assert out.count("Hasgall PA") == 1  # the IT'IS citation, once (it was on 8 rows)
+    assert out.count("Hasgall PA") == 1  # the IT'IS citation, once (it was on 5 rows)
     rows = [ln for ln in out.splitlines() if ln.split()[:1] and ln.split()[0] in PROPERTY_KEYS]
     assert len(rows) == len(PROPERTY_KEYS)
     cited = {int(n) for ln in rows for n in re.findall(r"\[(\d+)\]", ln)}
