@@ -423,7 +423,8 @@ def _phantom_rows() -> list[Row]:
                 )
             else:
                 default = _num(d)
-            desc = desc.replace(" [m]", "").replace("[m]", "")
+            desc = desc.replace(" [m]", "").replace("[m]", "").replace("None takes", "unset takes")
+            desc = re.sub(r" \((table|mm) below\)", "", desc)  # the docstring's own table
             rows.append(
                 Row(f"anatomy[phantom={pname}]", key, _phantom_type(typ, length), "", default,
                     "", desc)
