@@ -9,7 +9,6 @@ it saves are caught on their way to disk, so the tests read the drawn artists, n
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +20,6 @@ from matplotlib.figure import Figure
 
 from ablasim.cli import main
 from ablasim.grid import Grid
-from ablasim.result import Result
 from ablasim.tables import read_timeseries_csv
 from ablasim.viz import (
     plot_isotherm_panels,
@@ -169,10 +167,6 @@ def test_rf_timeseries_has_power_and_impedance_panels(rf_run):
     assert np.isfinite(z).any()
 
 
-@pytest.mark.skipif(
-    "events" not in {f.name for f in dataclasses.fields(Result)},
-    reason="the run's events (Result.events) are not recorded yet",
-)
 def test_cutoff_is_marked_on_both_panels(rf_run):
     cut = rf_run.report["thermocouples"]["near"]["cutoff_at_s"]
     assert cut is not None
