@@ -111,15 +111,49 @@ def _cmd_run(args) -> int:
         raise ScenarioError("give a scenario file or --example NAME (see `ablasim examples`)")
     path = example_path(args.example) if args.example else Path(args.scenario)
     out = Path(args.out)
-    run = run_scenario(path, out, progress=not args.quiet, resume=args.resume)
+    try:
+        run = run_scenario(path, out, progress=not args.quiet, resume=args.resume, on_warning=_warn)
+    except KeyboardInterrupt as exc:
+        print(_interrupted(exc, out), file=sys.stderr)
+        return EXIT_INTERRUPTED
     rep = run.report
     if not args.quiet:
         txt = (out / "report.txt").read_text(encoding="utf-8")
         print(txt.split("\n\n", 1)[0])
+        if (t0 := rep["timing"].get("resumed_from_s")) is not None:
+            print(f"\nresumed from the checkpoint at t = {t0:g} s (the time before it was "
+                  "computed by the interrupted run)")  # fmt: skip
         print(f"\nwrote {len(run.files)} files to {out}/ (report.txt has the details)")
     if args.strict and (rep["verdict"] != "PASS" or rep["tumour"]["verdict"] == "INCOMPLETE"):
         return EXIT_FAIL
     return EXIT_OK
+
+
+def _warn(sentence: str) -> None:
+    """A plausibility warning, said as soon as the scenario is built (also in the report)."""
+    print(f"ablasim: warning: {sentence}", file=sys.stderr, flush=True)
+
+
+def _interrupted(exc: KeyboardInterrupt, out: Path) -> str:
+    """What a Ctrl-C of ``ablasim run`` left: a checkpoint to resume from, or nothing."""
+    from .runner import CHECKPOINT_NAME
+    from .simulation import Interrupted
+
+    ckpt = out / CHECKPOINT_NAME
+    if isinstance(exc, Interrupted) and exc.saved_at_s is not None:
+        return (
+            f"\nablasim: interrupted at t = {exc.saved_at_s:g} s of {exc.duration_s:g} s; the "
+            f"state is saved in {ckpt}: run the same command with --resume to continue"
+        )
+    if ckpt.exists():
+        return (
+            f"\nablasim: interrupted; the last checkpoint ({ckpt}) is kept: run the same "
+            "command with --resume to continue from it"
+        )
+    return (
+        "\nablasim: interrupted; nothing was saved to resume from (run the same command "
+        "without --resume to start again)"
+    )
 
 
 def _cmd_examples(args) -> int:

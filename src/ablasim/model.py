@@ -145,6 +145,19 @@ class Model:
             )
         return np.isin(self.labels, ids)
 
+    def tumour_structures(self, name: str = "tumour") -> tuple[str, ...]:
+        """Names of the tumour's structures: the one called ``name`` and every one made
+        of a tumour tissue (a library tissue whose name starts with "tumour", e.g. a
+        label map's ``3 = "tumour_lytic"``, whatever the structure is called)."""
+        return tuple(
+            s.name for s in self.structures if s.name == name or s.tissue.startswith("tumour")
+        )
+
+    def tumour_mask(self, name: str = "tumour") -> np.ndarray:
+        """Boolean mask of the tumour (:meth:`tumour_structures`); all False without one."""
+        names = set(self.tumour_structures(name))
+        return np.isin(self.labels, [i for i, s in enumerate(self.structures) if s.name in names])
+
     def nerve_structures(self) -> tuple[str, ...]:
         """Names of the structures whose tissue is marked as nerve (to be protected)."""
         return tuple(s.name for s in self.structures if self.tissues[s.tissue].nerve)

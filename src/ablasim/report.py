@@ -710,9 +710,16 @@ def render_text(report: dict[str, Any]) -> str:
         lines += [f"  - {n}" for n in report["notes"]]
     g = report["grid"]
     t = report["timing"]
+    if t.get("resumed_from_s") is not None:  # the timing below is this run's only
+        lines += [
+            "",
+            f"Resumed from the checkpoint at t = {t['resumed_from_s']:g} s: this run computed "
+            f"{t['steps_run']} of the {t['steps']} steps; the times below are its own.",
+        ]
     lines += [
         "",
-        f"Grid {g['shape']} voxels of {g['spacing_mm']} mm; {t['steps']} steps in "
+        f"Grid {g['shape']} voxels of {g['spacing_mm']} mm; {t.get('steps_run', t['steps'])} "
+        "steps in "
         f"{t['wall_s']:.1f} s ({t['voxel_updates_per_s'] / 1e6:.0f} M voxel updates/s). "
         f"Where the time went: building the model {t.get('build_s', 0.0):.1f} s, "
         f"set-up and compilation {t['setup_s']:.1f} s, Pennes steps with damage "

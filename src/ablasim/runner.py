@@ -4,15 +4,24 @@ validate -> build (model, protocol) -> simulate (checkpointed) -> safety analysi
 ``report.json``, ``report.txt``, ``timeseries.csv``, pictures, ``fields.vti``.
 
 Nothing is written before the scenario has been validated and built, so bad input never
-leaves partial output behind; every file is written atomically. While the simulation
-runs, ``DIR/.checkpoint.npz`` holds its state (``resume=True`` continues from it); it is
-removed when the run completes.
+leaves partial output behind. While the simulation runs, ``DIR/.checkpoint.npz`` holds its
+state (``resume=True`` continues from it); it is removed when the run completes.
+
+The outputs appear together or not at all: every file is first written into a hidden
+staging folder, ``DIR/.ablasim-staging``; when all are there, the old ``report.json`` is
+removed, the new files are moved into ``DIR`` (a rename each) and ``report.json`` comes
+last. So a ``report.json`` in ``DIR`` always stands beside the whole set it describes; a
+run killed while writing leaves the previous set as it was (and the staging folder,
+which the next run removes with any other temporary file a killed run left).
 """
 
 from __future__ import annotations
 
 import contextlib
 import importlib
+import os
+import re
+import shutil
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -21,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .errors import ScenarioError
 from .fileio import atomic_write
 from .report import build_report, dumps, render_text
 from .result import Result
@@ -31,6 +41,12 @@ from .simulation import simulate
 __all__ = ["RunOutput", "run_scenario"]
 
 CHECKPOINT_NAME = ".checkpoint.npz"
+#: Hidden folder inside the output folder where a run's files are written before they
+#: are moved into place together.
+STAGING_NAME = ".ablasim-staging"
+#: Names of the temporary files of :func:`~ablasim.fileio.atomic_path` (``.NAME.XXXXXXXX.part``
+#: and the target's suffixes), which a killed run may leave.
+_TEMP_FILE = re.compile(r"\..+\.[A-Za-z0-9_]{8}\.part(\.[^.]+)*")
 
 
 @dataclass(frozen=True)
@@ -61,6 +77,7 @@ def run_scenario(
     *,
     progress: bool = True,
     resume: bool = False,
+    on_warning=None,
 ) -> RunOutput:
     """Run a scenario and write its report, tables, pictures and fields into ``out_dir``.
 
@@ -72,7 +89,11 @@ def run_scenario(
     progress : bool
         Show a progress bar.
     resume : bool
-        Continue from ``out_dir/.checkpoint.npz`` if a previous run was interrupted.
+        Continue from ``out_dir/.checkpoint.npz``, which an interrupted run left; without
+        one a :class:`ScenarioError` says so (nothing is started).
+    on_warning : callable, optional
+        Called with each plausibility warning (a sentence) as soon as the scenario is
+        built, before the simulation; they are also in the report's ``warnings``.
 
     Raises
     ------
@@ -82,11 +103,16 @@ def run_scenario(
         The run blew up (no report is written).
     """
     t0 = time.perf_counter()
+    out = Path(out_dir)
+    ckpt = out / CHECKPOINT_NAME
+    if resume and not ckpt.is_file():
+        raise ScenarioError(_nothing_to_resume(out))
     sc = scenario if isinstance(scenario, Scenario) else load_scenario(scenario)
     built = sc.build()
     t_built = time.perf_counter()
-    out = Path(out_dir)
-    ckpt = out / CHECKPOINT_NAME
+    for sentence in built.warnings if on_warning is not None else ():
+        on_warning(sentence)
+    _remove_leftovers(out)
     if _wants_pictures(sc):
         # import matplotlib while the kernels run (they release the GIL): ~0.8 s saved
         threading.Thread(target=_preload, args=("ablasim.viz",), daemon=True).start()
@@ -122,14 +148,52 @@ def run_scenario(
         source_assumptions=said,
         phases=sc.phases,
     )
-    files = _write_outputs(out, sc, built, result, analysis, report)
+    report["warnings"] = [*built.warnings, *report.get("warnings", [])]
+    stage = out / STAGING_NAME
+    shutil.rmtree(stage, ignore_errors=True)
+    files = _write_outputs(stage, sc, built, result, analysis, report)
     report["timing"]["output_s"] = round(time.perf_counter() - t_out, 3)
     report["timing"]["total_s"] = round(time.perf_counter() - t0, 3)
-    with atomic_write(out / "report.json") as fh:
+    with atomic_write(stage / "report.json") as fh:
         fh.write(dumps(report))
-    files.insert(0, out / "report.json")
+    files = _publish(stage, out, [stage / "report.json", *files])
     ckpt.unlink(missing_ok=True)
     return RunOutput(report, result, analysis, files)
+
+
+def _nothing_to_resume(out: Path) -> str:
+    if (out / "report.json").is_file():
+        why = f"the run in {out}/ finished (its report.json is there)"
+    elif out.is_dir():
+        why = f"no interrupted run left a checkpoint in {out}/ ({CHECKPOINT_NAME})"
+    else:
+        why = f"the folder {out}/ does not exist (is --out the one of the interrupted run?)"
+    return f"--resume: nothing to resume: {why}; run without --resume to start afresh"
+
+
+def _remove_leftovers(out: Path) -> None:
+    """Remove what a killed run may have left in ``out``: its staging folder and the
+    temporary files of files being written (e.g. the checkpoint's)."""
+    if not out.is_dir():
+        return
+    shutil.rmtree(out / STAGING_NAME, ignore_errors=True)
+    for f in out.iterdir():
+        if _TEMP_FILE.fullmatch(f.name) and f.is_file():
+            with contextlib.suppress(OSError):
+                f.unlink()
+
+
+def _publish(stage: Path, out: Path, files: list[Path]) -> list[Path]:
+    """Move the staged ``files`` (the first is report.json) into ``out``: the old
+    report.json goes first, the new one last, so a report.json in ``out`` always has
+    its whole set beside it. Returns the files' new paths."""
+    moved = [out / f.relative_to(stage) for f in files]
+    (out / "report.json").unlink(missing_ok=True)
+    for src, dst in [*zip(files[1:], moved[1:], strict=True), (files[0], moved[0])]:
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(src, dst)
+    shutil.rmtree(stage, ignore_errors=True)
+    return moved
 
 
 def _preload(module: str) -> None:
@@ -139,6 +203,7 @@ def _preload(module: str) -> None:
 
 
 def _write_outputs(out, sc, built, result, analysis, report) -> list[Path]:
+    from .anatomy import write_colour_table
     from .tables import write_timeseries_csv
     from .vtkio import write_vti
 
@@ -182,10 +247,20 @@ def _write_outputs(out, sc, built, result, analysis, report) -> list[Path]:
         }
     # compressing the fields (zlib releases the GIL) overlaps drawing the pictures
     with ThreadPoolExecutor(max_workers=1) as pool:
-        vti = pool.submit(write_vti, out / "fields.vti", model.grid, fields) if fields else None
+        vti = (
+            pool.submit(
+                write_vti, out / "fields.vti", model.grid, fields,
+                label_names=model.structure_names,
+            )
+            if fields
+            else None
+        )  # fmt: skip
         pics = _pictures(out, sc, built, result, analysis) if _wants_pictures(sc) else []
         if vti is not None:
             files.append(vti.result())
+            # the labels' names and colours for 3D Slicer (ParaView reads the names
+            # from the .vti's field data)
+            files.append(write_colour_table(out / "fields.ctbl", model.structures))
     return files + pics
 
 
@@ -204,8 +279,8 @@ def _pictures(out, sc, built, result, analysis) -> list[Path]:
         nerve_point = tuple(v * 1e-3 for v in worst.hottest_point_mm)
     nerve_masks = {n: model.structure_mask(n) for n in analysis.nerves}
     structures = {}
-    if "tumour" in model.structure_names:
-        structures["tumour"] = model.structure_mask("tumour")
+    if (tumour := model.tumour_mask()).any():  # named "tumour", or of a tumour tissue
+        structures["tumour"] = tumour
     if analysis.zone_mask.any():
         structures["ablation zone"] = analysis.zone_mask
     cold = result.damage.t_min.min() < 0.0

@@ -189,11 +189,10 @@ def analyse(result: Result, criterion, *, tumour: str = "tumour", target=None) -
         extent = (0.0, 0.0, 0.0)
     vol_ml = float(zone.sum()) * grid.voxel_volume * 1e6
     coverage = tumour_ml = None
-    if tumour in model.structure_names:
-        tmask = model.structure_mask(tumour)
-        if tmask.any():
-            coverage = float((zone & tmask).sum() / tmask.sum())
-            tumour_ml = float(tmask.sum()) * grid.voxel_volume * 1e6
+    tmask = model.tumour_mask(tumour)  # the structure so named, and any of a tumour tissue
+    if tmask.any():
+        coverage = float((zone & tmask).sum() / tmask.sum())
+        tumour_ml = float(tmask.sum()) * grid.voxel_volume * 1e6
     zone_info = AblationZone(criterion.describe(), vol_ml, extent, coverage, tumour_ml)
     fails = unresolved or any(v.verdict == "FAIL" for v in nerves.values())
     warnings = [
@@ -220,9 +219,7 @@ def _tumour_coverage(model, zone: np.ndarray, tumour: str, target) -> TumourCove
     """The tumour verdict (see the module docstring)."""
     want = 1.0 if target is None else float(target.coverage)
     margin = 0.0 if target is None else float(target.margin)
-    if tumour not in model.structure_names:
-        return TumourCoverage(None, want, margin * 1e3, None)
-    mask = model.structure_mask(tumour)
+    mask = model.tumour_mask(tumour)  # the structure so named, and any of a tumour tissue
     if not mask.any():
         return TumourCoverage(None, want, margin * 1e3, None)
     if margin > 0:
@@ -260,7 +257,7 @@ def _too_hot(t_max: np.ndarray, grid) -> list[str]:
     if n == 0:
         return []
     where = np.unravel_index(int(np.argmax(t_max)), grid.shape)
-    mm = ", ".join(f"{v * 1e3:.1f}" for v in grid.index_to_world(where))
+    mm = ", ".join(f"{round(v * 1e3, 2):g}" for v in grid.index_to_world(where))
     return [
         f"{n} voxel{'s' if n > 1 else ''} ({n * grid.voxel_volume * 1e6:.3g} ml) went above "
         f"{BOILING_C:g} °C, the hottest to {float(t_max[where]):.0f} °C at [{mm}] mm: there "

@@ -19,13 +19,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from scipy import ndimage
 
 from .damage import PerfusionShutdown
 from .errors import ScenarioError, suggest
 from .grid import Grid
 from .model import BYTES_PER_VOXEL, Model
 from .protocol import Limits, Phase, Thermocouple
-from .reader import Errors, Table, add_problems, format_errors
+from .reader import MISSING, Errors, Table, add_problems, format_errors
 from .solvers import FACE_NAMES, Boundary, FaceCondition
 from .sources import Source, read_source_table
 from .sources.base import needle_problems
@@ -133,7 +134,11 @@ class Scenario:
     tumour_target: TumourTarget = field(default=TumourTarget())
 
     @property
-    def grid(self) -> Grid:
+    def grid(self) -> Grid | None:
+        """The simulation grid; None when a label map's own grid is used (no
+        ``extent_mm`` or ``shape``: :meth:`build` takes it from the image)."""
+        if self.extent is None and self.shape is None:
+            return None
         if self.shape is not None:
             origin = np.asarray(self.center) - 0.5 * (np.asarray(self.shape) - 1) * self.spacing
             return Grid(self.shape, self.spacing, tuple(origin))
@@ -149,12 +154,15 @@ class Scenario:
         Raises ScenarioError with every problem found (sources, thermocouples).
         """
         grid = self.grid
-        grid.check_memory(BYTES_PER_VOXEL, what=f"scenario {self.name!r}")
+        if grid is not None:
+            grid.check_memory(BYTES_PER_VOXEL, what=f"scenario {self.name!r}")
         lib = TissueLibrary.default().with_overrides(
             self.tissue_overrides, blood=self.blood_overrides or None
         )
         notes: list[str] = []
         phantom = _build_anatomy(self, grid, lib, notes)
+        if grid is None:
+            phantom.grid.check_memory(BYTES_PER_VOXEL, what=f"scenario {self.name!r}")
         try:
             model = Model.from_phantom(phantom, tissues=lib, boundary=self.boundary)
         except ScenarioError as exc:
@@ -177,17 +185,23 @@ class Scenario:
             _check_thermocouple(tc, f"safety.thermocouple[{i}]", model, errors)
         if errors:
             raise ScenarioError(format_errors(errors, self.name))
-        return BuiltScenario(self, model, self.phases, self.thermocouples, notes, tuple(bound))
+        warnings = _plausibility(self, model, bound)
+        return BuiltScenario(
+            self, model, self.phases, self.thermocouples, notes, tuple(bound), tuple(warnings)
+        )
 
 
 @dataclass(frozen=True)
 class BuiltScenario:
     """A scenario made concrete: model, protocol, thermocouples, notes for the report.
 
-    ``bound`` holds the sources already bound to the model while validating (their
-    fields are costly to compute: a SAR pattern, an electric-potential system); pass
-    them to one run with ``simulate(..., bound_sources=built.bound)``. They carry the
-    generator's state, so a second run binds afresh (leave ``bound_sources`` out).
+    ``warnings`` are plausibility warnings (plain sentences): a plan that makes no
+    anatomical sense but is not an error (:func:`_plausibility`); the report lists them
+    under its warnings. ``bound`` holds the sources already bound to the model while
+    validating (their fields are costly to compute: a SAR pattern, an electric-potential
+    system); pass them to one run with ``simulate(..., bound_sources=built.bound)``. They
+    carry the generator's state, so a second run binds afresh (leave ``bound_sources``
+    out).
     """
 
     scenario: Scenario
@@ -196,6 +210,7 @@ class BuiltScenario:
     thermocouples: tuple[Thermocouple, ...]
     notes: list[str]
     bound: tuple = ()
+    warnings: tuple[str, ...] = ()
 
 
 # -- reading ----------------------------------------------------------------------------
@@ -244,13 +259,25 @@ def parse_scenario(
     # grid
     spacing = extent = shape = None
     center = (0.0, 0.0, 0.0)
-    g = top.table("grid", required=True)
+    # a label map brings its own grid: [grid] may be left out, or give only spacing_mm
+    a_raw = data.get("anatomy")
+    from_image = isinstance(a_raw, Mapping) and "labels" in a_raw and "phantom" not in a_raw
+    g = top.table("grid", required=not from_image)
     if g is not None:
-        sp = g.number("spacing_mm", gt=0, hint="; e.g. spacing_mm = 0.5")
+        sp = g.number(
+            "spacing_mm", default=None if from_image else MISSING, gt=0,
+            hint="; e.g. spacing_mm = 0.5",
+        )  # fmt: skip
         spacing = None if sp is None else sp * 1e-3
         has_extent, has_shape = g.has("extent_mm"), g.has("shape")
-        if has_extent == has_shape:
+        if (has_extent and has_shape) or not (has_extent or has_shape or from_image):
             errors.add("grid", "give exactly one of extent_mm = [x, y, z] or shape = [nx, ny, nz]")
+        if from_image and not (has_extent or has_shape) and g.has("center_mm"):
+            errors.add(
+                "grid.center_mm",
+                "places a grid given by extent_mm or shape; without them the grid is the "
+                "label map's own (in its scanner coordinates): remove center_mm",
+            )
         if has_extent:
             raw = g.raw("extent_mm")
             if isinstance(raw, int | float) and not isinstance(raw, bool):
@@ -598,11 +625,22 @@ def _build_anatomy(sc: Scenario, grid: Grid, lib: TissueLibrary, notes: list[str
             raise ScenarioError(f"anatomy: {exc}") from None
     from .anatomy import load_label_map
 
+    # no extent_mm / shape: the image's own grid, or its bounding box at spacing_mm
+    spacing = sc.spacing if grid is None else None
     try:
-        phantom, more = load_label_map(a["labels"], a["label_map"], grid=grid, tissues=lib)
+        phantom, more = load_label_map(
+            a["labels"], a["label_map"], grid=grid, spacing=spacing, tissues=lib
+        )
     except ScenarioError as exc:
         raise ScenarioError(f"anatomy.labels: {exc}") from None
     notes.extend(more)
+    if grid is None:
+        g = phantom.grid
+        notes.append(
+            f"grid: the label map's own, {g.shape[0]} x {g.shape[1]} x {g.shape[2]} voxels of "
+            f"{g.spacing * 1e3:.4g} mm from {[round(o * 1e3, 3) for o in g.origin]} mm "
+            "(scanner RAS; [grid] gave no extent_mm or shape)"
+        )
     return phantom
 
 
@@ -641,6 +679,164 @@ def _check_thermocouple(tc: Thermocouple, path: str, model: Model, errors: Error
             "expected there; move the thermocouple (the report's slice pictures show the "
             "anatomy)",
         )
+
+
+# -- plausibility: plans that make no anatomical sense, said but not refused -------------
+
+#: Tissues that are bone: a bone metastasis should touch one of them.
+BONE_TISSUE_WORDS = ("bone", "marrow")
+#: A source whose heating (or probe's active part) comes no nearer the tumour than this
+#: [m] is named: its heat would reach the tumour only by conduction over that distance,
+#: beyond the few millimetres by which an ablation zone outgrows the heated region.
+TUMOUR_REACH = 5e-3
+
+
+def _plausibility(sc: Scenario, model: Model, bound) -> list[str]:
+    """Warnings for a plan that is not an error but makes no anatomical sense: a probe's
+    active part crossing the spinal canal or a nerve; a tumour that touches no bone; a
+    source whose active part lies mostly off the grid, or that heats nothing within
+    :data:`TUMOUR_REACH` of the tumour."""
+    out = []
+    tumour = model.tumour_mask()
+    for i, phase in enumerate(sc.phases):
+        for j, (src, b) in enumerate(zip(phase.sources, bound[i], strict=False)):
+            who = f"phase[{i}].source[{j}] ({src.name})"
+            near = False
+            for n, needle in enumerate(src.needles()):
+                probe = "its probe" if n == 0 else f"its probe {n + 1}"
+                out += _needle_warnings(needle, model, who, probe)
+                near = near or (tumour.any() and _needle_near(needle, model, tumour))
+            if tumour.any() and not near and b.static:
+                near = _heating_near(b, model, tumour)
+                if near is False:
+                    out.append(
+                        f"{who} heats nothing within {TUMOUR_REACH * 1e3:g} mm of the tumour; "
+                        "check its position against the tumour's (the slice pictures show both)."
+                    )
+            elif tumour.any() and not near and src.needles():
+                out.append(
+                    f"{who}: the active part of its probe comes no nearer than "
+                    f"{TUMOUR_REACH * 1e3:g} mm to the tumour; check tip_mm and direction."
+                )
+    out += _tumour_bone_warnings(model)
+    return out
+
+
+def _active_points(needle, h: float) -> tuple[np.ndarray, np.ndarray]:
+    """Points [m] along and around the needle's active part (its axis, and four lines at
+    its radius), every quarter voxel, and their distance behind the tip [m]."""
+    tip = np.asarray(needle.tip, dtype=float)
+    length = needle.active_length or 0.0
+    if needle.direction is None or length <= 0:
+        return tip[None, :], np.zeros(1)
+    u = np.asarray(needle.direction, dtype=float)
+    u = u / np.linalg.norm(u)
+    s = np.linspace(0.0, length, max(2, math.ceil(4 * length / h) + 1))
+    axis = tip - s[:, None] * u
+    r = 0.5 * (needle.diameter or 0.0)
+    if r <= 0:
+        return axis, s
+    a = np.cross(u, [1.0, 0.0, 0.0] if abs(u[0]) < 0.9 else [0.0, 1.0, 0.0])
+    a /= np.linalg.norm(a)
+    b = np.cross(u, a)
+    ring = [axis] + [axis + r * v for v in (a, -a, b, -b)]
+    return np.concatenate(ring), np.tile(s, len(ring))
+
+
+def _voxels_of(points: np.ndarray, grid: Grid) -> tuple[np.ndarray, np.ndarray]:
+    """(index array (n, 3) of the voxels holding the points inside the grid, mask of
+    the points inside)."""
+    idx = np.floor((points - np.asarray(grid.origin)) / grid.spacing + 0.5).astype(int)
+    inside = np.all((idx >= 0) & (idx < np.asarray(grid.shape)), axis=1)
+    return idx[inside], inside
+
+
+def _needle_warnings(needle, model: Model, who: str, probe: str) -> list[str]:
+    from .sources.base import FORBIDDEN_PROBE_TISSUES
+
+    grid = model.grid
+    points, behind = _active_points(needle, grid.spacing)
+    idx, inside = _voxels_of(points, grid)
+    out = []
+    if needle.active_length and inside.mean() < 0.5:
+        out.append(
+            f"{who}: {100 * (1 - inside.mean()):.0f} % of the active part of {probe} lies "
+            "outside the grid, where nothing is modelled; move tip_mm or enlarge the grid."
+        )
+    if not needle.active_length or idx.size == 0:
+        return out
+    labels = model.labels[idx[:, 0], idx[:, 1], idx[:, 2]]
+    bad = np.isin(
+        labels,
+        [k for k, st in enumerate(model.structures) if st.tissue in FORBIDDEN_PROBE_TISSUES],
+    )
+    if bad.any():
+        hit = sorted({int(v) for v in labels[bad]})
+        names = ", ".join(_describe(model.structures[k]) for k in hit)
+        s = behind[inside][bad] * 1e3
+        out.append(
+            f"{who}: the active part of {probe} ({needle.active_length * 1e3:g} mm back from "
+            f"the tip) crosses {names}, {s.min():.1f}-{s.max():.1f} mm behind the tip: a "
+            "probe there would injure the neural structures; check tip_mm and direction."
+        )
+    return out
+
+
+def _near(mask: np.ndarray, tumour: np.ndarray, h: float) -> bool:
+    """Whether a voxel of ``mask`` lies within :data:`TUMOUR_REACH` of the tumour
+    (computed in the tumour's bounding box grown by that reach)."""
+    pad = math.ceil(TUMOUR_REACH / h) + 1
+    ijk = np.nonzero(tumour)
+    box = tuple(slice(max(0, int(a.min()) - pad), int(a.max()) + pad + 1) for a in ijk)
+    if not mask[box].any():
+        return False
+    dist = ndimage.distance_transform_edt(~tumour[box], sampling=h)
+    return bool((mask[box] & (dist <= TUMOUR_REACH + 1e-12)).any())
+
+
+def _needle_near(needle, model: Model, tumour: np.ndarray) -> bool:
+    points, _ = _active_points(needle, model.grid.spacing)
+    idx, _ = _voxels_of(points, model.grid)
+    mask = np.zeros(model.grid.shape, dtype=bool)
+    mask[idx[:, 0], idx[:, 1], idx[:, 2]] = True
+    return _near(mask, tumour, model.grid.spacing)
+
+
+def _heating_near(b, model: Model, tumour: np.ndarray) -> bool | None:
+    """Whether a static source's heating reaches within :data:`TUMOUR_REACH` of the
+    tumour (None: it heats nothing here to judge by)."""
+    Q = np.zeros(model.grid.shape)
+    T = np.full(model.grid.shape, model.tissues.blood.temperature_C)
+    b.deposit(Q, T, 0.0)
+    if not (Q > 0).any():
+        return None
+    return _near(Q > 0, tumour, model.grid.spacing)
+
+
+def _tumour_bone_warnings(model: Model) -> list[str]:
+    """A tumour structure with no bone voxel next to it (26 neighbours)."""
+    bone = np.isin(
+        model.labels,
+        [
+            k
+            for k, st in enumerate(model.structures)
+            if any(w in st.tissue for w in BONE_TISSUE_WORDS)
+        ],
+    )
+    out = []
+    for name in model.tumour_structures():
+        mask = model.structure_mask(name)
+        if not mask.any():
+            continue
+        grown = ndimage.binary_dilation(mask, structure=np.ones((3, 3, 3), dtype=bool))
+        if not (grown & bone).any():
+            ml = mask.sum() * model.grid.voxel_volume * 1e6
+            out.append(
+                f"The tumour '{name}' ({ml:.2f} ml) touches no bone: ablasim's tissues, "
+                "limits and checks are made for bone metastases; check the tumour's position "
+                "(or its label) against the bone's."
+            )
+    return out
 
 
 def _check_needles(src: Source, path: str, model: Model, errors: Errors) -> bool:

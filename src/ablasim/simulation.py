@@ -29,8 +29,15 @@ from phase to phase.
   the rest of that phase when they reach a limit (:class:`Limits`); the next phase
   starts as planned.
 * With ``checkpoint=PATH`` the whole state is saved atomically every
-  ``checkpoint_interval`` seconds of wall time; ``resume=True`` continues from it, bit
-  for bit.
+  ``checkpoint_interval`` seconds of wall time, at the end, and when the run is
+  interrupted (Ctrl-C); ``resume=True`` continues from it, bit for bit.
+* Ctrl-C: on the main thread the loop takes SIGINT over while it steps; the first one
+  ends the run at the end of the current step, saves that step's state and raises
+  :class:`Interrupted` (a ``KeyboardInterrupt``); a second one stops at once. A
+  ``KeyboardInterrupt`` raised inside a step (by other code) saves the last completed
+  step when nothing of the current one has changed the state yet (the fused kernel had
+  not run, no changing source had moved on), else leaves the last periodic checkpoint:
+  a checkpoint never holds half a step.
 * ``timing["pennes_s"]`` is the fused step, ``timing["damage_s"]`` the held voxels'
   damage bookkeeping.
 """
@@ -38,6 +45,8 @@ from phase to phase.
 from __future__ import annotations
 
 import math
+import signal
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -57,10 +66,32 @@ from .solvers import Materials, Stepper, pennes_damage_step, stable_dt, warm_up
 from .sources import BoundSource, MaterialChange
 
 # Phase, Limits, Thermocouple live in .protocol; re-exported for older imports
-__all__ = ["simulate"]
+__all__ = ["Interrupted", "simulate"]
 
 #: Temperatures outside this range [°C] mean the run has blown up.
 T_RUNAWAY = (-273.15, 1000.0)
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C stopped :func:`simulate` (a ``KeyboardInterrupt``, caught as one).
+
+    Attributes
+    ----------
+    saved_at_s : float or None
+        Time [s since the start of the run] of the state this interruption saved in the
+        checkpoint; None when it saved none (no checkpoint asked for, or it came in the
+        middle of a step: the last periodic checkpoint, if any, is kept).
+    duration_s : float
+        The protocol's whole duration [s].
+    checkpoint : Path or None
+        The checkpoint file.
+    """
+
+    def __init__(self, saved_at_s: float | None, duration_s: float, checkpoint: Path | None):
+        super().__init__(saved_at_s, duration_s, checkpoint)
+        self.saved_at_s = saved_at_s
+        self.duration_s = duration_s
+        self.checkpoint = checkpoint
 
 
 def simulate(
@@ -172,9 +203,13 @@ def simulate(
     face_min = _coldest_face(model)
     steps0 = st.total_steps  # steps already done before a resume
     wall0 = last_ckpt = time.perf_counter()
+    ctrl_c = _CtrlC()
+    clean = True  # the state is that of the last completed step: safe to save
 
     try:
+        ctrl_c.take_over()
         while st.phase < len(phases):
+            clean = False  # a phase start may change materials and held voxels
             p = st.phase
             dt_p = dts[p]
             if len(st.phase_energy) <= p:
@@ -198,10 +233,12 @@ def simulate(
             )
             t_phase0 = sum(ph.duration for ph in phases[:p])
             while st.step < n_steps[p]:
+                clean = not heating.dynamic  # a changing source moves on in heating.at
                 power, Q, P, p_scale = heating.at(_interior(stepper.T), st.step * dt_p)
                 if held.update((st.step + 1) * dt_p) < liquidus:
                     st.phase_change = True
                 tmax, tmin, finite = stepper.step(dt_p, Q, P, p_scale, phase_change=st.phase_change)
+                clean = False  # temperatures and damage are a step on; the rest follows
                 _check_finite(finite, tmax, tmin, phases[p], st.t + dt_p, st.total_steps + 1)
                 st.phase_change = st.phase_change or tmin < liquidus
                 st.T = stepper.T
@@ -216,15 +253,27 @@ def simulate(
                 if ckpt is not None and now - last_ckpt > checkpoint_interval:
                     _save(ckpt, st, bound, fingerprint)
                     last_ckpt = now
+                clean = True
+                if ctrl_c.requested:
+                    raise KeyboardInterrupt
                 if done.cut:
                     break  # start the phase again with its sources off
             if st.step >= n_steps[p]:
                 st.phase += 1
                 st.step = 0
+    except KeyboardInterrupt:
+        saved = None
+        if ckpt is not None and clean and not ctrl_c.forced:
+            _save(ckpt, st, bound, fingerprint)
+            saved = st.t
+        raise Interrupted(saved, sum(ph.duration for ph in phases), ckpt) from None
     finally:
+        ctrl_c.give_back()
         bar.close()
     if ckpt is not None:
         _save(ckpt, st, bound, fingerprint)
+    if ctrl_c.requested:  # pressed after the last step: the end state is saved
+        raise Interrupted(st.t if ckpt is not None else None, st.t, ckpt)  # st.t: the end
     wall = time.perf_counter() - wall0
     setup_s = wall0 - t_setup
     timing = {
@@ -234,6 +283,7 @@ def simulate(
         "damage_s": stepper.damage_s,
         "other_s": wall - stepper.kernel_s - stepper.damage_s,
         "steps": st.total_steps,
+        "steps_run": st.total_steps - steps0,  # by this call (not before a resume)
         "dt_s": dt_use,
         "stable_dt_s": dt_limit,
         "voxel_updates_per_s": (
@@ -244,6 +294,36 @@ def simulate(
         "sources": _source_timing(bound),
     }
     return _result(models[-1], phases, st, tcs, nerves, limits, n_steps, dts, timing, bound)
+
+
+class _CtrlC:
+    """SIGINT while the loop steps (main thread, Python's default handler in place): the
+    first Ctrl-C asks the loop to stop at the end of its step (:attr:`requested`); a
+    second one raises ``KeyboardInterrupt`` at once (:attr:`forced`: nothing saved)."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self.forced = False
+        self._installed = False
+
+    def take_over(self) -> None:
+        if (
+            threading.current_thread() is threading.main_thread()
+            and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        ):
+            signal.signal(signal.SIGINT, self._handle)
+            self._installed = True
+
+    def give_back(self) -> None:
+        if self._installed:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+            self._installed = False
+
+    def _handle(self, signum, frame) -> None:
+        if self.requested:
+            self.forced = True
+            raise KeyboardInterrupt
+        self.requested = True
 
 
 # -- set-up -------------------------------------------------------------------------------

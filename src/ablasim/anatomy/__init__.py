@@ -14,7 +14,13 @@ from __future__ import annotations
 
 from .femur import long_bone
 from .imported import load_label_map
-from .labelio import TISSUE_COLORS, load_phantom, save_label_map, tissue_color
+from .labelio import (
+    TISSUE_COLORS,
+    load_phantom,
+    save_label_map,
+    tissue_color,
+    write_colour_table,
+)
 from .phantom import Phantom, Structure
 from .readers import LabelImage, read_label_image
 from .registry import PHANTOMS, make_phantom
@@ -39,4 +45,5 @@ __all__ = [
     "tissue_color",
     "uniform",
     "vertebra",
+    "write_colour_table",
 ]

@@ -246,8 +246,10 @@ def load_label_map(
         Label value -> tissue name, e.g. ``{0: "muscle", 1: "cortical_bone", 5: "nerve"}``,
         or label -> ``{"tissue": "nerve", "name": "nerve_root_left"}`` to name the
         structure. Keys may be ints or strings of ints (TOML keys are strings). The default
-        structure name is the segment name of a ``.seg.nrrd`` if it has one, else
-        ``"<tissue>_<label>"`` (e.g. ``"nerve_5"``).
+        structure name is the segment name of a ``.seg.nrrd`` if it has one, else the
+        tissue's name as written (``4 = "spinal_cord"`` is the structure "spinal_cord"),
+        or ``"<tissue>_<label>"`` (e.g. ``"nerve_5"``) when several labels would
+        otherwise share that name.
     grid : Grid, optional
         Simulation grid to resample onto. Default: the image's own grid if it is isotropic
         and axis-aligned, else an isotropic grid covering the image's bounding box.
@@ -340,10 +342,21 @@ def load_label_map(
             f"label map {path.name!r} has {len(values)} distinct labels; at most 256 "
             "structures fit a phantom: merge labels of the same tissue first"
         )
+    given = {v: entries[v][1] or seg_names.get(v) for v in values}
+    # a label without a name of its own is called by its tissue, unless that name is
+    # taken (by a named label, or by another unnamed label of the same tissue)
+    default = [entries[v][0] for v in values if not given[v]]
+    taken = {n for n in given.values() if n}
     structures = []
     for v in values:
-        tissue, name = entries[v]
-        structures.append(Structure(name or seg_names.get(v) or f"{tissue}_{v}", tissue))
+        tissue = entries[v][0]
+        if given[v]:
+            name = given[v]
+        elif default.count(tissue) == 1 and tissue not in taken:
+            name = tissue
+        else:
+            name = f"{tissue}_{v}"
+        structures.append(Structure(name, tissue))
     names = [s.name for s in structures]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:

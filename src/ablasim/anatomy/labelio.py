@@ -34,6 +34,7 @@ __all__ = [
     "load_phantom",
     "save_label_map",
     "tissue_color",
+    "write_colour_table",
 ]
 
 #: Fixed display colour (R, G, B in 0-255) per tissue of the library.
@@ -95,15 +96,22 @@ def _affine_mm(grid: Grid) -> np.ndarray:
     return aff
 
 
-def _ctbl_text(phantom: Phantom) -> str:
+def _ctbl_text(structures) -> str:
     lines = [
         "# 3D Slicer colour table written by ablasim",
         "# index name R G B A (label value, structure name, colour of its tissue)",
     ]
-    for i, s in enumerate(phantom.structures):
+    for i, s in enumerate(structures):
         r, g, b = tissue_color(s.tissue)
         lines.append(f"{i} {s.name.replace(' ', '_')} {r} {g} {b} 255")
     return "\n".join(lines) + "\n"
+
+
+def write_colour_table(path, structures) -> Path:
+    """Write a 3D Slicer colour table (``.ctbl``) for a label volume whose value ``i``
+    is ``structures[i]``: ``i name R G B A`` per line, the structure's name (spaces as
+    ``_``) in its tissue's colour (:func:`tissue_color`); atomically. Returns the path."""
+    return _write_text(Path(path), _ctbl_text(structures))
 
 
 def save_label_map(phantom: Phantom, path) -> Path:
@@ -142,7 +150,7 @@ def save_label_map(phantom: Phantom, path) -> Path:
         str(i): {"name": s.name, "tissue": s.tissue} for i, s in enumerate(phantom.structures)
     }
     _write_text(stem.with_name(stem.name + ".labels.json"), json.dumps(sidecar, indent=2) + "\n")
-    _write_text(stem.with_name(stem.name + ".ctbl"), _ctbl_text(phantom))
+    write_colour_table(stem.with_name(stem.name + ".ctbl"), phantom.structures)
     return path
 
 

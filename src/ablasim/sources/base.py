@@ -120,11 +120,14 @@ class MaterialChange:
 @dataclass(frozen=True)
 class Needle:
     """A straight needle: distal ``tip`` [m], unit ``direction`` (skin to tip),
-    ``diameter`` [m]. Used to check that no tip sits in a nerve and to draw probes."""
+    ``diameter`` [m], ``active_length`` [m] (the part that heats, from the tip back along
+    ``direction``; None: the tip only). Used to check that no tip sits in a nerve, to
+    warn when the active part crosses one, and to draw probes."""
 
     tip: tuple[float, float, float]
     direction: tuple[float, float, float] | None = None
     diameter: float | None = None
+    active_length: float | None = None
 
 
 def needle_problems(needles, model: Model) -> list[tuple[str, str]]:

@@ -352,7 +352,7 @@ class MicrowaveSource(Source):
     def needles(self) -> tuple[Needle, ...]:
         if self.tip is None:
             return ()
-        return (Needle(self.tip, self.direction, self.diameter),)
+        return (Needle(self.tip, self.direction, self.diameter, self.active_length),)
 
     def location(self, model: Model):
         if self.tip is not None:

@@ -159,7 +159,7 @@ class VolumetricSource(Source):
     # -- what the rest of the package asks ---------------------------------------------
     def needles(self) -> tuple[Needle, ...]:
         if self.shape == "cylinder":
-            return (Needle(self.tip, self.direction, self.diameter),)
+            return (Needle(self.tip, self.direction, self.diameter, self.active_length),)
         return ()
 
     def location(self, model: Model):

@@ -269,7 +269,10 @@ class RFSource(Source):
 
     # -- what the rest of the package asks ---------------------------------------------
     def needles(self) -> tuple[Needle, ...]:
-        return tuple(Needle(tuple(t), tuple(d), self.diameter) for t, d in self.probes())
+        # the active part: the electrode, or both electrodes and the gap (bipolar)
+        n = 2 if self.mode == "bipolar" else 1
+        active = n * self.active_length + (n - 1) * (self.gap or 0.0)
+        return tuple(Needle(tuple(t), tuple(d), self.diameter, active) for t, d in self.probes())
 
     def assumptions(self) -> list[str]:
         return [
