@@ -373,7 +373,7 @@ def test_boiling_voxels_and_a_short_phase_are_warnings(tmp_path):
     (hot,) = [w for w in rep["warnings"] if "above 100 °C" in w]
     assert hot.startswith(f"{n_hot} voxel")
     assert f"the hottest to {tmax.max():.0f} °C" in hot
-    assert "[" + ", ".join(f"{v:.1f}" for v in mm) + "] mm" in hot
+    assert "[" + ", ".join(f"{round(v, 2):g}" for v in mm) + "] mm" in hot
     steps = rep["phases"][1]["steps"]
     assert steps < 5
     (short,) = [w for w in rep["warnings"] if "Phase 'blip'" in w]
