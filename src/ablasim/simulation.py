@@ -671,10 +671,18 @@ def _cutoff_event(p, phase, t0, st, tcs, tc_arr, limits) -> dict:
         described = [src.describe() for src in phase.sources]
         sets = [d.get("power_W", d.get("control.power_W")) for d in described]
         planned = sum(sets) * phase.duration if sets and None not in sets else None
-    who = ", ".join(f"{n} ({T:.1f} °C)" for n, T in tripped) or "a cut-off thermocouple"
+    who = (
+        ", ".join(
+            f"{n} read {T:.1f} °C (limit "
+            f"{limits.hot_C if limits.too_hot(T) or limits.cold_C is None else limits.cold_C:g}"
+            " °C)"
+            for n, T in tripped
+        )
+        or "a cut-off thermocouple reached a limit"
+    )
     share = delivered / phase.duration
     detail = (
-        f"thermocouple {who} reached a limit: {', '.join(names)} switched off for the "
+        f"thermocouple {who}: {', '.join(names)} switched off for the "
         f"rest of phase '{phase.name}' after {delivered:.0f} s of its planned "
         f"{phase.duration:.0f} s ({100 * share:.0f} %)"
     )
