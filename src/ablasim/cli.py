@@ -302,8 +302,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Compile every kernel a simulation runs and keep the machine code in "
         "numba's on-disk cache (next to the sources, or in $NUMBA_CACHE_DIR). A run "
         "compiles what it "
-        "needs anyway, but this does it ahead, in two processes at once: about 25 s on 2 "
-        "cores, against about 30 s of compilation inside a first RF run. `make demo` and "
+        "needs anyway, but this does it ahead, in two processes at once: 17 s on a 2-core "
+        "machine from a fresh clone (up to a minute on slower ones), against 26 s of "
+        "compilation inside a first RF run. `make demo` and "
         "`make test` call it. With a warm cache it returns in a few seconds.",
     )
     c.add_argument(
@@ -337,7 +338,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _cmd_compile(args) -> int:
     from .precompile import compile_all
 
-    print("ablasim: compiling the kernels (about 25 s on 2 cores the first time) ...", flush=True)
+    print("ablasim: compiling the kernels (17-60 s the first time) ...", flush=True)
     try:
         times = compile_all(parallel=not args.serial)
     except KeyboardInterrupt:
