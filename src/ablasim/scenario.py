@@ -12,6 +12,8 @@ the code everything is SI.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import math
 import tomllib
 from collections.abc import Mapping
@@ -614,15 +616,55 @@ def _read_output(o: Table | None, errors) -> dict:
 # -- building ---------------------------------------------------------------------------
 
 
-def _build_anatomy(sc: Scenario, grid: Grid, lib: TissueLibrary, notes: list[str]):
+def _frozen(value):
+    """A hashable form of phantom parameters (dicts, lists, arrays, numbers)."""
+    if isinstance(value, Mapping):
+        return tuple(sorted((str(k), _frozen(v)) for k, v in value.items()))
+    if isinstance(value, list | tuple | np.ndarray):
+        return tuple(_frozen(v) for v in value)
+    return value
+
+
+@functools.lru_cache(maxsize=8)
+def _cached_phantom(name: str, grid: Grid, frozen_params, params_ref):
+    # ``frozen_params`` is the key; ``params_ref`` (compare=False wrapper) the values
     from .anatomy import make_phantom
 
+    return make_phantom(name, grid, **params_ref.params)
+
+
+@dataclass(frozen=True, eq=False)
+class _ParamsRef:
+    """Carries the phantom parameters into the cache without being part of its key."""
+
+    params: dict
+
+    def __hash__(self) -> int:
+        return 0
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, _ParamsRef)
+
+
+def _build_anatomy(sc: Scenario, grid: Grid, lib: TissueLibrary, notes: list[str]):
     a = sc.anatomy
     if "phantom" in a:
+        # A phantom is built once per process for the same parameters and grid (a sweep's
+        # worker runs many scenarios on one anatomy); each run gets its own labels array.
         try:
-            return make_phantom(a["phantom"], grid, **a["params"])
+            cached = _cached_phantom(
+                a["phantom"], grid, _frozen(a["params"]), _ParamsRef(a["params"])
+            )
         except ScenarioError as exc:
             raise ScenarioError(f"anatomy: {exc}") from None
+        except TypeError:  # parameters that cannot be hashed: build without the cache
+            from .anatomy import make_phantom
+
+            try:
+                return make_phantom(a["phantom"], grid, **a["params"])
+            except ScenarioError as exc:
+                raise ScenarioError(f"anatomy: {exc}") from None
+        return dataclasses.replace(cached, labels=cached.labels.copy())
     from .anatomy import load_label_map
 
     # no extent_mm / shape: the image's own grid, or its bounding box at spacing_mm
