@@ -82,9 +82,13 @@ def test_packaged_file_every_tissue_every_key_with_resolvable_source(raw):
         assert isinstance(tdoc["nerve"], bool)
         for key in PROPERTY_KEYS:
             entry = tdoc[key]
-            assert set(entry) == {"value", "source"}, (name, key)
+            with_range = {"value", "source", "range", "range_source"}
+            assert set(entry) in ({"value", "source"}, with_range), (name, key)
             tag = entry["source"].split(";")[0].strip().split()[0]
             assert tag in refs, (name, key, entry["source"])
+            if "range" in entry:  # a published spread, with its own source
+                assert entry["range"][0] <= entry["value"] <= entry["range"][1], (name, key)
+                assert entry["range_source"].split(";")[0].strip() in refs, (name, key)
     for key in BLOOD_KEYS:
         assert raw["blood"][key]["source"].split(";")[0].strip() in refs
 

@@ -389,6 +389,8 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     sw.set_defaults(func=_cmd_sweep)
 
+    _add_envelope_parsers(sub)
+
     t = sub.add_parser("tissues", help="list the tissue library, or one tissue with sources")
     t.add_argument("name", nargs="?")
     t.set_defaults(func=_cmd_tissues)
@@ -416,6 +418,217 @@ def _cmd_sweep(args) -> int:
             file=sys.stderr,
         )
         return EXIT_INTERRUPTED
+    return EXIT_OK
+
+
+ENVELOPE_HELP = """\
+Find the value of one scenario key at which the nerve verdict flips, by bisection:
+the longest safe time, the highest safe power, the smallest safe distance.
+
+  ablasim envelope plan.toml --vary "phase[0].source[0].power_W" --range 2 20 --out env
+
+Both ends of the range run first: they must give different verdicts (one PASS, one
+FAIL), or there is no flip to find and the command says which verdict both gave.
+Then each run halves the bracket, until it is narrower than --tol (default 1 % of the
+range: about 7 runs after the two ends). The safe side may be either end (power:
+below; distance: above). Keys are paths as the error messages write them:
+phase[0].duration_s, phase[0].source[0].power_W, phase[0].source[0].center_mm[0],
+tissues.muscle.perfusion_per_s, ... (`ablasim keys` lists them). Nothing but
+envelope.json is written; each run is built and simulated in memory.
+
+DIR/envelope.json:
+  key, range, tol, safe_side ("below" | "above": where the safe values lie)
+  safe_limit    the last value tried that passes
+  unsafe_from   the first that fails (the flip lies between the two)
+  runs, tried   the number of runs and each {value, verdict,
+                max_nerve_temperature_C, hottest_nerve}
+
+Over two keys, --along KEY2 V1 V2 ... repeats the bisection on --vary's key for each
+value of KEY2 and traces the boundary curve: envelope.json then holds "along" and
+"curve" (one {along_value, safe_limit, unsafe_from, safe_side, runs, tried, note} per
+value; a value whose range brackets no flip has safe_limit null and a note saying the
+verdict of both ends), and DIR/envelope.png draws it. Example, the highest safe power
+for four treatment times:
+
+  ablasim envelope plan.toml --vary "phase[0].source[0].power_W" --range 2 20 \\
+      --along "phase[0].duration_s" 120 240 360 480 --out env
+
+The answer is the model's at the scenario's grid: refine grid.spacing_mm around the
+limit found before relying on it.
+"""
+
+UNCERTAINTY_HELP = """\
+How sure is the nerve verdict? Sample tissue properties within their published spread
+and count, per nerve structure, how often it crosses its limit.
+
+  ablasim uncertainty plan.toml --samples 200 --seed 1 --out unc
+
+What varies: every property of the tissues the scenario uses that has a published range
+in the tissue library (`ablasim tissues NAME` shows it; today the RF and thermal
+temperature coefficients and the blastic tumour's RF conductivity; the IT'IS file the
+library reads gives no spread for density, heat capacity, conductivity or perfusion, so
+they stay fixed), except those the scenario file overrides. Add or replace ranges with
+--range KEY LOW HIGH (repeatable), e.g. --range tissues.muscle.perfusion_per_s 0.0003
+0.003. Draws are independent and seeded (same --seed, same samples); uniform in the
+range, log-uniform for perfusion and for ranges over a factor of 10 or more.
+
+DIR/uncertainty.json:
+  varied      each key with low, high, distribution and the range's source
+  nerves      per nerve structure: probability_exceeds_limit (the fraction of runs in
+              which its verdict was FAIL), exceedances, runs, confidence_interval
+              (Wilson score interval, 95 %: the sampling uncertainty for this many runs;
+              halve its width with four times the samples)
+  samples, seed, runs_ok, runs_error
+DIR/runs.csv: one row per run: run_id, the sampled values (one column per key), status
+("ok" | "error"), error, verdict, max/min nerve temperature, hottest_nerve, per nerve
+its verdict and peak (°C), wall_s. A run whose sampled scenario is invalid is recorded
+as an error and left out of the counts.
+"""
+
+
+def _add_envelope_parsers(sub) -> None:
+    """The `envelope` and `uncertainty` subcommands."""
+    en = sub.add_parser(
+        "envelope",
+        help="bisection on the nerve verdict: the highest safe power, longest safe time, ...",
+        description=ENVELOPE_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    en.add_argument("scenario", metavar="SCENARIO.toml", help="scenario file (TOML)")
+    en.add_argument("--vary", required=True, metavar="KEY", help="key path to vary")
+    en.add_argument(
+        "--range", required=True, type=float, nargs=2, metavar=("LOW", "HIGH"),
+        help="the values of KEY to search between",
+    )  # fmt: skip
+    en.add_argument(
+        "--tol", type=float, metavar="X",
+        help="stop when the bracket is narrower than X (KEY's unit; default 1%% of the range)",
+    )  # fmt: skip
+    en.add_argument(
+        "--along", nargs="+", metavar=("KEY2", "V"),
+        help="trace the boundary curve: one bisection for each value V of KEY2",
+    )  # fmt: skip
+    en.add_argument("--out", "-o", required=True, metavar="DIR", help="output folder")
+    en.add_argument("--quiet", "-q", action="store_true", help="no line per run")
+    en.set_defaults(func=_cmd_envelope)
+
+    un = sub.add_parser(
+        "uncertainty",
+        help="sample tissue properties in their published spread: P(nerve limit crossed)",
+        description=UNCERTAINTY_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    un.add_argument("scenario", metavar="SCENARIO.toml", help="scenario file (TOML)")
+    un.add_argument("--samples", required=True, type=int, metavar="N", help="number of runs")
+    un.add_argument("--seed", type=int, default=0, metavar="S", help="random seed (default 0)")
+    un.add_argument(
+        "--range", action="append", nargs=3, default=[], metavar=("KEY", "LOW", "HIGH"),
+        help="vary KEY uniformly (log-uniformly for perfusion) in [LOW, HIGH]; repeatable",
+    )  # fmt: skip
+    un.add_argument("--out", "-o", required=True, metavar="DIR", help="output folder")
+    un.add_argument("--quiet", "-q", action="store_true", help="no line per run")
+    un.set_defaults(func=_cmd_uncertainty)
+
+
+def _say_run(quiet: bool, along: str | None = None):
+    def say(row) -> None:
+        if quiet:
+            return
+        at = f" ({along} = {row[along]:g})" if along else ""
+        t = row["max_nerve_temperature_C"]
+        peak = "" if t is None else f", nerves peak {t:.2f} °C"
+        print(f"  {row['value']:g}{at}: {row['verdict']}{peak}", flush=True)
+
+    return say
+
+
+def _cmd_envelope(args) -> int:
+    import json
+
+    from .envelope import find_envelope, trace_boundary
+    from .fileio import atomic_write
+    from .study import read_scenario_data
+
+    out = Path(args.out)
+    sd = read_scenario_data(args.scenario)
+    low, high = args.range
+    try:
+        if args.along:
+            if len(args.along) < 2:
+                raise ScenarioError(
+                    "--along needs a key and at least one value: --along KEY2 V1 V2 ..."
+                )
+            along = args.along[0]
+            try:
+                values = [float(v) for v in args.along[1:]]
+            except ValueError:
+                raise ScenarioError(
+                    f"--along {along}: the values must be numbers, got {args.along[1:]}"
+                ) from None
+            env = trace_boundary(sd, args.vary, low, high, along, values, tol=args.tol,
+                                 on_run=_say_run(args.quiet, along))  # fmt: skip
+        else:
+            env = find_envelope(sd, args.vary, low, high, tol=args.tol,
+                                on_run=_say_run(args.quiet))  # fmt: skip
+    except KeyboardInterrupt:
+        print("\nablasim: interrupted; nothing was written", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    env = {"scenario": str(args.scenario), **env}
+    out.mkdir(parents=True, exist_ok=True)
+    with atomic_write(out / "envelope.json") as fh:
+        fh.write(json.dumps(env, indent=2) + "\n")
+    if args.along:
+        from .viz import plot_envelope
+
+        plot_envelope(env, save=out / "envelope.png")
+        found = sum(p["safe_limit"] is not None for p in env["curve"])
+        print(f"ablasim: boundary of {args.vary} at {found} of {len(env['curve'])} values of "
+              f"{env['along']} ({env['runs']} runs); wrote {out}/envelope.json and "
+              "envelope.png")  # fmt: skip
+    else:
+        print(f"ablasim: {args.vary}: last safe {env['safe_limit']:g}, first unsafe "
+              f"{env['unsafe_from']:g} ({env['runs']} runs); wrote "
+              f"{out}/envelope.json")  # fmt: skip
+    return EXIT_OK
+
+
+def _cmd_uncertainty(args) -> int:
+    import json
+
+    from .fileio import atomic_write
+    from .study import read_scenario_data
+    from .uncertainty import run_uncertainty, write_runs_csv
+
+    extra = []
+    for key, lo, hi in args.range:
+        try:
+            extra.append((key, float(lo), float(hi)))
+        except ValueError:
+            raise ScenarioError(f"--range {key} {lo} {hi}: LOW and HIGH must be numbers") from None
+    if args.samples < 1:
+        raise ScenarioError(f"--samples {args.samples} must be at least 1")
+    sd = read_scenario_data(args.scenario)
+    out = Path(args.out)
+
+    def say(row) -> None:
+        if not args.quiet:
+            what = row["verdict"] if row["status"] == "ok" else f"error: {row['error']}"
+            print(f"  run {row['run_id'] + 1}/{args.samples}: {what}", flush=True)
+
+    try:
+        summary, rows = run_uncertainty(sd, args.samples, args.seed, extra=extra, on_run=say)
+    except KeyboardInterrupt:
+        print("\nablasim: interrupted; nothing was written", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    out.mkdir(parents=True, exist_ok=True)
+    write_runs_csv(out / "runs.csv", rows)
+    with atomic_write(out / "uncertainty.json") as fh:
+        fh.write(json.dumps(summary, indent=2) + "\n")
+    for name, n in summary["nerves"].items():
+        lo, hi = n["confidence_interval"]
+        print(f"ablasim: {name}: limit crossed in {n['exceedances']} of {n['runs']} runs, "
+              f"P = {n['probability_exceeds_limit']:.3f} (95 % CI {lo:.3f}-{hi:.3f})")  # fmt: skip
+    print(f"ablasim: wrote {out}/uncertainty.json and runs.csv")
     return EXIT_OK
 
 

@@ -24,6 +24,7 @@ from .validation import (
     check_tissue_consistency,
     check_unknown_key,
     parse_entry,
+    parse_range,
     source_tag,
 )
 
@@ -69,6 +70,7 @@ def _parse_document(doc: Mapping[str, Any], origin: str) -> TissueLibrary:
             raise ScenarioError(f"{tpath} must be a table")
         values: dict[str, float] = {}
         sources: dict[str, str] = {}
+        ranges: dict[str, tuple[float, float, str]] = {}
         for key, entry in tdoc.items():
             if key in ("description", "nerve"):
                 continue
@@ -77,6 +79,9 @@ def _parse_document(doc: Mapping[str, Any], origin: str) -> TissueLibrary:
             check_source(f"{tpath}.{key}", source, references)
             values[key] = check_property(f"{tpath}.{key}", key, value)
             sources[key] = source
+            spread = parse_range(f"{tpath}.{key}", entry, values[key], references)
+            if spread is not None:
+                ranges[key] = spread
         missing = [k for k in PROPERTY_KEYS if k not in values]
         if missing:
             raise ScenarioError(f"{tpath} is missing {', '.join(missing)}; add them with a source")
@@ -86,6 +91,7 @@ def _parse_document(doc: Mapping[str, Any], origin: str) -> TissueLibrary:
             description=check_str(f"{tpath}.description", tdoc.get("description", "")),
             nerve=check_bool(f"{tpath}.nerve", tdoc.get("nerve", False)),
             sources=ReadOnlyDict(sources),
+            ranges=ReadOnlyDict(ranges),
             **values,
         )
     return TissueLibrary(
@@ -226,6 +232,19 @@ class TissueLibrary:
         source = tis.sources.get(key, "")
         return self._resolve(source)
 
+    def range_of(self, tissue: str, key: str) -> tuple[float, float, str] | None:
+        """The published spread of one property: ``(low, high, full citation)``, or None
+        where the library's source gives none (or the scenario overrode the value)."""
+        tis = self[tissue]
+        if key not in PROPERTY_KEYS:
+            raise ScenarioError(
+                f"unknown property key tissues.{tissue}.{key}{suggest(key, PROPERTY_KEYS)}"
+            )
+        spread = tis.ranges.get(key)
+        if spread is None:
+            return None
+        return spread[0], spread[1], self._resolve(spread[2])
+
     def blood_source(self, key: str) -> str:
         """Full citation for a value of the ``[blood]`` table (see :meth:`source_of`)."""
         if key not in BLOOD_KEYS:
@@ -356,6 +375,7 @@ class TissueLibrary:
                 base = self._tissues[name]
                 values = base.values()
                 sources = dict(base.sources)
+                ranges = dict(base.ranges)
                 description, nerve = base.description, base.nerve
             elif "based_on" in props:
                 base_name = check_str(f"{tpath}.based_on", props["based_on"])
@@ -367,6 +387,7 @@ class TissueLibrary:
                 base = self._tissues[base_name]
                 values = base.values()
                 sources = dict(base.sources)
+                ranges = dict(base.ranges)
                 description = f"user-defined tissue based on {base_name!r}"
                 nerve = base.nerve
             else:
@@ -377,7 +398,7 @@ class TissueLibrary:
                         f'{", ".join(missing)}; add based_on = "<existing tissue>" to copy '
                         f'the others (e.g. based_on = "muscle"), or give every property'
                     )
-                values, sources = {}, {}
+                values, sources, ranges = {}, {}, {}
                 description, nerve = "user-defined tissue", False
 
             for key, value in props.items():
@@ -391,12 +412,14 @@ class TissueLibrary:
                 else:
                     values[key] = check_property(path, key, value)
                     sources[key] = USER_SOURCE
+                    ranges.pop(key, None)  # a value the user set is not the source's spread
             check_tissue_consistency(tpath, values)
             tissues[name] = Tissue(
                 name=name,
                 description=description,
                 nerve=nerve,
                 sources=ReadOnlyDict(sources),
+                ranges=ReadOnlyDict(ranges),
                 **values,
             )
 

@@ -149,6 +149,11 @@ class Tissue:
     """Specific heat when fully frozen [J/kg/K]."""
     sources: Mapping[str, str] = field(default_factory=ReadOnlyDict, hash=False, repr=False)
     """Property key -> source string (``"tag; note"``, tag resolved by the library)."""
+    ranges: Mapping[str, tuple[float, float, str]] = field(
+        default_factory=ReadOnlyDict, hash=False, repr=False
+    )
+    """Property key -> ``(low, high, "tag; note")``: the spread the source publishes (only
+    the properties whose source gives one)."""
 
     @property
     def rho_c(self) -> float:
@@ -178,7 +183,7 @@ class Tissue:
 _TISSUE_FLOAT_FIELDS = tuple(
     f.name
     for f in dataclasses.fields(Tissue)
-    if f.name not in ("name", "description", "nerve", "sources")
+    if f.name not in ("name", "description", "nerve", "sources", "ranges")
 )
 if _TISSUE_FLOAT_FIELDS != PROPERTY_KEYS:  # pragma: no cover - guards the two lists together
     raise RuntimeError("Tissue fields and PROPERTY_KEYS are out of sync")

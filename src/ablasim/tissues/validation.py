@@ -21,6 +21,7 @@ __all__ = [
     "check_tissue_consistency",
     "check_unknown_key",
     "parse_entry",
+    "parse_range",
     "source_tag",
 ]
 
@@ -116,12 +117,44 @@ def check_str(path: str, value: object) -> str:
 
 
 def parse_entry(path: str, entry: object) -> tuple[object, str]:
-    """Split a file entry ``{value = ..., source = "..."}`` into value and source."""
-    if not isinstance(entry, Mapping) or set(entry) != {"value", "source"}:
+    """Split a file entry ``{value = ..., source = "..."}`` into value and source.
+
+    The entry may also hold ``range`` and ``range_source`` (see :func:`parse_range`).
+    """
+    if (
+        not isinstance(entry, Mapping)
+        or not {"value", "source"} <= set(entry)
+        or not set(entry) <= {"value", "source", "range", "range_source"}
+        or ("range" in entry) != ("range_source" in entry)
+    ):
         raise ScenarioError(
             f'{path} = {entry!r} must be a table {{ value = <number>, source = "<tag>; note" }}'
+            ', optionally with range = [low, high] and range_source = "<tag>; note" together'
         )
     return entry["value"], check_str(f"{path}.source", entry["source"])
+
+
+def parse_range(
+    path: str, entry: Mapping, value: float, references: Mapping[str, str]
+) -> tuple[float, float, str] | None:
+    """The published spread of an entry: ``(low, high, range_source)``, or None.
+
+    ``low < high`` and the value lies within them; the source tag must be a reference.
+    """
+    if "range" not in entry:
+        return None
+    raw = entry["range"]
+    if not isinstance(raw, list | tuple) or len(raw) != 2:
+        raise ScenarioError(f"{path}.range = {raw!r} must be [low, high]")
+    low = check_number(f"{path}.range[0]", raw[0])
+    high = check_number(f"{path}.range[1]", raw[1])
+    if not low < high or not low <= value <= high:
+        raise ScenarioError(
+            f"{path}.range = {list(raw)!r} must have low < high around the value {value!r}"
+        )
+    source = check_str(f"{path}.range_source", entry["range_source"])
+    check_source(f"{path}.range_source", source, references)
+    return low, high, source
 
 
 def check_source(path: str, source: str, references: Mapping[str, str]) -> None:
