@@ -309,3 +309,44 @@ def test_a_sweep_killed_with_sigkill_and_restarted_has_every_run_once(tmp_path):
     whole = tmp_path / "whole"
     assert main(["sweep", str(path), "--out", str(whole), "--workers", "1", "-q"]) == 0
     assert without_wall(rows) == without_wall(rows_of(whole))
+
+
+def die_then_run(marker_dir, always, fn, *args):
+    """In a worker: kill the process (as the OOM killer would) the first time a run is
+    started, or every time when ``always``; otherwise run it."""
+    marker = Path(marker_dir) / Path(args[-1]).name
+    if always or not marker.exists():
+        marker.touch()
+        os._exit(9)
+    return fn(*args)
+
+
+def test_a_run_whose_worker_dies_is_retried_once_then_an_error_row(tmp_path):
+    from ablasim.sweep import LocalBackend, run_sweep
+
+    sw = load_sweep(write_sweep(tmp_path, GRID_SWEEP))
+    once, always = sw.cases[0].run_id, sw.cases[2].run_id
+    (tmp_path / "markers").mkdir()
+
+    class Dying(LocalBackend):
+        def submit(self, fn, *args):
+            rid = Path(args[-1]).name
+            if rid in (once, always):
+                return super().submit(
+                    die_then_run, str(tmp_path / "markers"), rid == always, fn, *args
+                )
+            return super().submit(fn, *args)
+
+    backend = Dying(2)
+    try:
+        summary = run_sweep(sw, tmp_path / "out", backend=backend, progress=False)
+    finally:
+        backend.close()
+    rows = {r["run_id"]: r for r in rows_of(tmp_path / "out")}
+    assert len(rows) == 4
+    assert rows[once]["status"] == "ok"
+    assert rows[always]["status"] == "error"
+    assert "worker process running it died, twice" in rows[always]["error"]
+    others = set(rows) - {once, always}
+    assert {rows[r]["status"] for r in others} == {"ok"}  # bystanders are not charged
+    assert summary.errors == 1

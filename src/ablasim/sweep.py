@@ -84,10 +84,6 @@ RESULT_COLUMNS = (
     "wall_s",
 )
 
-#: A run whose worker died is tried this many times in all, then recorded as an error.
-ATTEMPTS = 2
-
-
 # -- the sweep file -----------------------------------------------------------------------
 
 
@@ -666,33 +662,42 @@ def run_sweep(
 
 
 def _drive(be: Backend, sw: Sweep, todo: list[Case], out: Path, record, bar) -> None:
-    """Keep a window of runs in flight (4 per worker) and record each as it finishes."""
+    """Keep a window of runs in flight (4 per worker) and record each as it finishes.
+
+    A future that raises means its worker died (:func:`run_case` returns the run's own
+    errors as rows). A dead local pool fails every run in flight, so the culprit is not
+    known: each such run is tried again alone, one at a time, and a run whose worker dies
+    while it runs alone is recorded as an error. Each run is thus tried at most twice.
+    """
     queue = list(reversed(todo))
-    attempts: dict[str, int] = {}
-    in_flight: dict[Any, Case] = {}
+    suspects: list[Case] = []
+    in_flight: dict[Any, tuple[Case, bool]] = {}
     window = 4 * max(be.workers, 1)
 
-    def submit(case: Case) -> None:
-        attempts[case.run_id] = attempts.get(case.run_id, 0) + 1
+    def submit(case: Case, alone: bool) -> None:
         fut = be.submit(
             run_case, case.scenario_data, str(sw.base_dir), str(out / "runs" / case.run_id)
         )
-        in_flight[fut] = case
+        in_flight[fut] = (case, alone)
 
-    while queue or in_flight:
-        while queue and len(in_flight) < window:
-            submit(queue.pop())
+    while queue or in_flight or suspects:
+        if suspects:
+            if not in_flight:
+                submit(suspects.pop(0), alone=True)
+        else:
+            while queue and len(in_flight) < window:
+                submit(queue.pop(), alone=False)
         done, _ = be.wait_first(set(in_flight))
         for fut in done:
-            case = in_flight.pop(fut)
+            case, alone = in_flight.pop(fut)
             try:
                 result = fut.result()
             except Exception as exc:  # the worker died, not the run
-                if attempts[case.run_id] < ATTEMPTS:
-                    queue.append(case)
+                if not alone:
+                    suspects.append(case)
                     continue
                 result = _error_row(
-                    f"the worker running it died twice ({type(exc).__name__}: {exc})"
+                    f"the worker process running it died, twice ({type(exc).__name__}: {exc})"
                 )
             record(case, result)
             if bar is not None:
