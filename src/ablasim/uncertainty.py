@@ -90,7 +90,10 @@ def wilson_interval(k: int, n: int, confidence: float = CONFIDENCE) -> tuple[flo
     den = 1 + z * z / n
     centre = (p + z * z / (2 * n)) / den
     half = z / den * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
-    return max(0.0, centre - half), min(1.0, centre + half)
+    # exact ends at k = 0 and k = n (where rounding would leave 1e-16 off)
+    low = 0.0 if k == 0 else max(0.0, centre - half)
+    high = 1.0 if k == n else min(1.0, centre + half)
+    return low, high
 
 
 def spreads(sd: ScenarioData, extra: Sequence[tuple[str, float, float]] = ()) -> list[Spread]:
@@ -111,6 +114,11 @@ def spreads(sd: ScenarioData, extra: Sequence[tuple[str, float, float]] = ()) ->
         low, high = float(low), float(high)
         if not low < high:
             raise ScenarioError(f"--range {key} {low:g} {high:g} is empty; give LOW < HIGH")
+        for end in (low, high):  # an unknown key or a refused value: before any run
+            try:
+                sd.scenario({key: end})
+            except ScenarioError as exc:
+                raise ScenarioError(f"--range {key} {low:g} {high:g}: {exc}") from None
         out[key] = Spread(key, low, high, "user (--range on the command line)")
     if not out:
         raise ScenarioError(
