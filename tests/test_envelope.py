@@ -195,3 +195,33 @@ def test_boundary_curve_along_a_second_key_is_written_and_drawn(tmp_path, capsys
     png = out / "envelope.png"
     assert png.is_file()
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_help_teaches_the_files_and_the_two_key_form(capsys):
+    for cmd, words in (
+        ("envelope", ("safe_limit", "unsafe_from", "--along", "no flip to find", "1 %")),
+        ("uncertainty", ("probability_exceeds_limit", "Wilson", "runs.csv", "--range")),
+    ):
+        with pytest.raises(SystemExit) as exc:
+            main([cmd, "--help"])
+        assert exc.value.code == 0
+        text = " ".join(capsys.readouterr().out.split())
+        for w in words:
+            assert w in text, (cmd, w)
+
+
+def test_interrupted_envelope_exits_130_and_writes_nothing(tmp_path, capsys, interrupt_after):
+    path = _scenario(tmp_path, duration=600)
+    interrupt_after(5)  # a Ctrl-C in the first run
+    out = tmp_path / "env"
+    rc = main(["envelope", str(path), "--vary", POWER, "--range", "1", "4", "--out", str(out)])
+    assert rc == 130
+    assert "nothing was written" in capsys.readouterr().err
+    assert not (out / "envelope.json").exists()
+
+
+def test_tissues_listing_shows_a_published_range(capsys):
+    assert main(["tissues", "muscle"]) == 0
+    text = capsys.readouterr().out
+    assert "range 0 .. 0.007" in text
+    assert "MITA" in text

@@ -252,6 +252,10 @@ def _cmd_tissues(args) -> int:
             n = number.setdefault(tag, len(number) + 1)
             note = source.split(";", 1)[1].strip() if ";" in source else ""
             print(f"  {key:<38} {value:<12.6g} [{n}] {note}".rstrip())
+            if key in t.ranges:  # the published spread (ablasim uncertainty samples it)
+                low, high, rsource = t.ranges[key]
+                rn = number.setdefault(source_tag(rsource), len(number) + 1)
+                print(f"  {'':<38} range {low:g} .. {high:g} [{rn}]")
         print("\nReferences")
         for tag, n in number.items():
             ref = lib.references.get(tag, tag)
