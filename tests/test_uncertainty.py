@@ -137,3 +137,14 @@ def test_a_range_in_a_library_file_is_checked(tmp_path):
     path.write_text(text.replace('range_source = "mita;', 'range_source = "mitaa;', 1))
     with pytest.raises(ScenarioError, match="mitaa"):
         TissueLibrary.from_file(path)
+
+
+def test_interrupted_uncertainty_exits_130_and_writes_nothing(tmp_path, capsys, interrupt_after):
+    path = _scenario(tmp_path, duration=120)
+    interrupt_after(5)
+    out = tmp_path / "u"
+    rc = main(["uncertainty", str(path), "--samples", "3", "--range", KEY, "0.001", "0.003",
+               "--out", str(out)])  # fmt: skip
+    assert rc == 130
+    assert "nothing was written" in capsys.readouterr().err
+    assert not out.exists()
