@@ -242,7 +242,8 @@ def test_tissue_sources_are_a_numbered_list(capsys):
     assert out.count("Hasgall PA") == 1  # the IT'IS citation, once (it was on 5 rows)
     rows = [ln for ln in out.splitlines() if ln.split()[:1] and ln.split()[0] in PROPERTY_KEYS]
     assert len(rows) == len(PROPERTY_KEYS)
-    cited = {int(n) for ln in rows for n in re.findall(r"\[(\d+)\]", ln)}
+    spreads = [ln for ln in out.splitlines() if ln.split()[:1] == ["range"]]  # under a value
+    cited = {int(n) for ln in rows + spreads for n in re.findall(r"\[(\d+)\]", ln)}
     refs = re.findall(r"^ *\[(\d+)\] ", out.split("\nReferences\n", 1)[1], re.M)
     assert sorted(int(n) for n in refs) == list(range(1, len(refs) + 1)) == sorted(cited)
     assert all(len(ln) < 200 for ln in rows)  # a note, not the citation, on each row
