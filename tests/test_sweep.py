@@ -350,3 +350,39 @@ def test_a_run_whose_worker_dies_is_retried_once_then_an_error_row(tmp_path):
     others = set(rows) - {once, always}
     assert {rows[r]["status"] for r in others} == {"ok"}  # bystanders are not charged
     assert summary.errors == 1
+
+
+def test_the_readme_sweep_runs_and_gives_what_it_says(tmp_path, capsys):
+    import re
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    start = readme.index("\n## Sweeps\n")
+    section = readme[start : readme.index("\n## ", start + 1)]
+    (block,) = re.findall(r"```toml\n(.*?)```", section, re.S)
+    path = tmp_path / "power-time.toml"
+    path.write_text(block)
+    assert main(["sweep", str(path), "--out", str(tmp_path / "pt"), "--workers", "2", "-q"]) == 0
+    assert "6 runs: 6 pass, 0 fail, 0 error" in capsys.readouterr().out
+    assert "6 runs: 6 pass, 0 fail, 0 error" in section
+    rows = {(r[POWER], r["phase[0].duration_min"]): r for r in rows_of(tmp_path / "pt")}
+    # the numbers the README quotes, to their last digit
+    assert float(rows[("10", "8")]["max_nerve_temperature_C"]) == pytest.approx(39.8, abs=0.05)
+    assert float(rows[("2", "4")]["ablation_volume_ml"]) == pytest.approx(2.9, abs=0.05)
+    assert float(rows[("10", "8")]["ablation_volume_ml"]) == pytest.approx(13.3, abs=0.05)
+
+
+def test_the_sweep_benchmark_harness_runs(tmp_path):
+    import importlib.util
+
+    bench = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_sweep.py"
+    spec = importlib.util.spec_from_file_location("bench_sweep", bench)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    res = mod.main(["--quick", "--workers", "1", "--json", str(tmp_path / "b.json")])
+    (row,) = res["rows"]
+    assert row["runs"] == 4
+    assert row["errors"] == 0
+    assert row["runs_per_minute"] > 0
+    assert set(row["per_run_s"]) == {"start-up", "kernels (cache load)", "set-up (other)",
+                                     "anatomy + model", "steps", "output"}  # fmt: skip
+    assert (tmp_path / "b.json").is_file()
