@@ -386,3 +386,44 @@ def test_the_sweep_benchmark_harness_runs(tmp_path):
     assert set(row["per_run_s"]) == {"start-up", "kernels (cache load)", "set-up (other)",
                                      "anatomy + model", "steps", "output"}  # fmt: skip
     assert (tmp_path / "b.json").is_file()
+
+
+@pytest.mark.parametrize("scheduler", [None, "local"], ids=["processes", "dask-local"])
+def test_each_worker_gets_cores_over_workers_numba_threads(tmp_path, scheduler):
+    """With one worker per core, each worker's numba has one thread: a scenario that asks
+    for two is refused inside the worker (an error row), one thread runs."""
+    cores = os.cpu_count() or 1
+    if cores < 2:
+        pytest.skip("needs two cores")
+    path = write_sweep(tmp_path, '[sweep]\n[sweep.vary]\n"simulation.threads" = [1, 2]\n')
+    cmd = ["sweep", str(path), "--out", str(tmp_path / "o"), "--workers", str(cores), "-q"]
+    assert main(cmd + (["--scheduler", scheduler] if scheduler else [])) == 0
+    rows = {r["simulation.threads"]: r for r in rows_of(tmp_path / "o")}
+    assert rows["1"]["status"] == "ok"
+    assert rows["2"]["status"] == "error"
+    assert "from 1 to 1" in rows["2"]["error"]
+
+
+def test_ctrl_c_stops_the_sweep_with_130_and_the_same_command_finishes_it(tmp_path):
+    vary = ", ".join(str(p) for p in range(1, 31))
+    path = write_sweep(tmp_path, f'[sweep]\n[sweep.vary]\n"{POWER}" = [{vary}]\n')
+    out = tmp_path / "o"
+    cmd = [sys.executable, "-m", "ablasim.cli", "sweep", str(path), "--out", str(out),
+           "--workers", "1", "-q"]  # fmt: skip
+    proc = subprocess.Popen(cmd, start_new_session=True, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and proc.poll() is None:
+        if (out / "runs.csv").is_file() and len(rows_of(out)) >= 1:
+            break
+        time.sleep(0.01)
+    os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C in a terminal reaches the whole group
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    assert "interrupted; the finished runs are in the table" in err
+    assert "--resume" not in err  # that is `ablasim run`'s advice
+    assert "Traceback" not in err
+    n = len(rows_of(out))
+    assert 1 <= n < 30
+    assert subprocess.run(cmd, timeout=120).returncode == 0
+    ids = [r["run_id"] for r in rows_of(out)]
+    assert len(ids) == 30 == len(set(ids))
