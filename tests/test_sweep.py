@@ -213,6 +213,36 @@ def test_an_unreachable_scheduler_is_an_error_within_seconds(tmp_path, capsys):
     assert "--scheduler: cannot reach a Dask scheduler at 'tcp://127.0.0.1:9'" in (
         capsys.readouterr().err
     )
+    assert not (tmp_path / "o").exists()  # nothing written
+
+
+def test_fewer_than_one_worker_is_bad_input(tmp_path, capsys):
+    path = write_sweep(tmp_path, GRID_SWEEP)
+    assert main(["sweep", str(path), "--out", str(tmp_path / "o"), "--workers", "0"]) == 2
+    assert "--workers: must be at least 1, got 0" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+
+def test_the_anatomy_is_built_once_per_process_and_each_run_has_its_own_labels(
+    tmp_path, monkeypatch
+):
+    import ablasim.anatomy
+    from ablasim.scenario import load_scenario
+
+    real, calls = ablasim.anatomy.make_phantom, []
+    monkeypatch.setattr(
+        ablasim.anatomy, "make_phantom", lambda *a, **k: calls.append(a) or real(*a, **k)
+    )
+    # a grid no other test builds in this process, so the cache starts empty for it
+    (tmp_path / "a.toml").write_text(BASE.replace("spacing_mm = 3", "spacing_mm = 2.9"))
+    a = load_scenario(tmp_path / "a.toml").build()
+    b = load_scenario(tmp_path / "a.toml").build()
+    assert len(calls) == 1
+    assert np.array_equal(a.model.labels, b.model.labels)
+    assert a.model.labels is not b.model.labels  # a run may change its own (cement)
+    (tmp_path / "c.toml").write_text(BASE.replace("spacing_mm = 3", "spacing_mm = 4.9"))
+    assert load_scenario(tmp_path / "c.toml").build().model.labels.shape == (6, 6, 6)
+    assert len(calls) == 2  # another grid, another phantom
 
 
 # -- real sweeps ----------------------------------------------------------------------------
@@ -427,3 +457,13 @@ def test_ctrl_c_stops_the_sweep_with_130_and_the_same_command_finishes_it(tmp_pa
     assert subprocess.run(cmd, timeout=120).returncode == 0
     ids = [r["run_id"] for r in rows_of(out)]
     assert len(ids) == 30 == len(set(ids))
+
+
+def test_sweep_help_teaches_the_file_and_the_table(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["sweep", "--help"])
+    assert exc.value.code == 0
+    text = capsys.readouterr().out
+    for needle in ('base = "my.toml"', "[sweep.vary]", "latin_hypercube", "runs.parquet",
+                   "max_nerve_temperature_C", "--scheduler", "130 interrupted"):  # fmt: skip
+        assert needle in text, needle

@@ -61,6 +61,7 @@ __all__ = [
     "load_sweep",
     "make_backend",
     "make_cases",
+    "make_sweep",
     "read_table",
     "row_from_report",
     "run_case",
@@ -252,14 +253,39 @@ def load_sweep(path: str | Path) -> Sweep:
     if errors:
         raise ScenarioError(format_errors(errors, str(path)))
     values = make_cases(method, vary, samples=samples, seed=seed)
-    base_dir = base_path.parent
+    return make_sweep(
+        base_data, base_path.parent, values, keys=tuple(vary), method=method, path=path, base=base
+    )
+
+
+def make_sweep(
+    base_data: Mapping,
+    base_dir: str | Path,
+    values: Iterable[Mapping[str, Any]],
+    *,
+    keys: Iterable[str] | None = None,
+    method: str = "given",
+    path: str | Path = "<sweep>",
+    base: str = "",
+) -> Sweep:
+    """A :class:`Sweep` of the given cases (``{path: value}`` each) on a base scenario's
+    raw TOML data, each validated as :func:`load_sweep` does (an envelope or an
+    uncertainty study makes its cases this way, then calls :func:`run_sweep`).
+
+    Raises ScenarioError for a key path the scenario does not have; a value the reader
+    refuses is that case's :attr:`Case.invalid`.
+    """
+    errors = Errors()
     cases = []
+    values = [dict(v) for v in values]
     for v in values:
-        data_v, invalid = _case_data(base_data, v, base_dir, errors)
+        data_v, invalid = _case_data(dict(base_data), v, Path(base_dir), errors)
         cases.append(Case(run_id(v), v, data_v, invalid))
     if errors:
         raise ScenarioError(format_errors(sorted(set(errors)), str(path)))
-    return Sweep(path, base, base_dir, method, tuple(vary), tuple(cases))
+    if keys is None:
+        keys = list(dict.fromkeys(k for v in values for k in v))
+    return Sweep(Path(path), base, Path(base_dir), method, tuple(keys), tuple(cases))
 
 
 def _check_values(key: str, value, method: str, errors: Errors):
@@ -602,8 +628,9 @@ def run_sweep(
     """
     t0 = time.perf_counter()
     sw = sweep if isinstance(sweep, Sweep) else load_sweep(sweep)
+    if workers is not None and int(workers) < 1:
+        raise ScenarioError(f"--workers: must be at least 1, got {workers}")
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     wanted = {c.run_id: c for c in sw.cases}
     rows: dict[str, dict] = {}
     for r in read_table(out):
@@ -619,33 +646,35 @@ def run_sweep(
         ordered = [rows[c.run_id] for c in sw.cases if c.run_id in rows]
         write_table(ordered, out, sw.keys)
 
-    todo = [c for c in sw.cases if c.run_id not in rows]
-    for c in [c for c in todo if c.invalid is not None]:
-        record(c, _error_row(c.invalid))
-    todo = [c for c in todo if c.invalid is None]
-    if not rows or todo:
-        write_table([rows[c.run_id] for c in sw.cases if c.run_id in rows], out, sw.keys)
+    refused = [c for c in sw.cases if c.run_id not in rows and c.invalid is not None]
+    todo = [c for c in sw.cases if c.run_id not in rows and c.invalid is None]
+    cores = os.cpu_count() or 1
+    be = backend
+    if todo and be is None:  # an unreachable scheduler fails here, before anything is written
+        with _numba_threads(max(1, cores // int(workers or cores))):
+            be = make_backend(scheduler, workers)
     bar = None
     interrupted = False
-    if todo:
-        cores = os.cpu_count() or 1
-        n = int(workers or cores)
-        with _numba_threads(max(1, cores // max(n, 1))):
-            be = backend or make_backend(scheduler, workers)
-        try:
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        for c in refused:
+            record(c, _error_row(c.invalid))
+        if not (out / "runs.parquet").is_file():
+            write_table([], out, sw.keys)
+        if todo:
             if progress:
                 from tqdm.auto import tqdm
 
                 bar = tqdm(total=len(todo), unit="run", desc="sweep", dynamic_ncols=True)
             with _numba_threads(max(1, cores // max(be.workers, 1))):
                 _drive(be, sw, todo, out, record, bar)
-        except KeyboardInterrupt:
-            interrupted = True
-        finally:
-            if bar is not None:
-                bar.close()
-            if backend is None:
-                be.close()
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        if bar is not None:
+            bar.close()
+        if be is not None and backend is None:
+            be.close()
     table = [rows[c.run_id] for c in sw.cases if c.run_id in rows]
     ok = [r for r in table if r["status"] == "ok"]
     return SweepSummary(
