@@ -454,7 +454,9 @@ def read_table(out_dir: str | Path) -> list[dict]:
 class Backend:
     """Where runs execute: ``submit(fn, *args)`` returns a future; ``wait_first(futures)``
     returns ``(done, not_done)`` once at least one is done; ``close()``. Made by
-    :func:`make_backend`; local processes and Dask behave the same behind it."""
+    :func:`make_backend`; local processes and Dask behave the same behind it. A future
+    whose ``result()`` raises means its worker died (:func:`run_case` returns a run's own
+    errors as rows)."""
 
     workers: int = 1
     description: str = ""
@@ -464,11 +466,6 @@ class Backend:
 
     def wait_first(self, futures) -> tuple[set, set]:  # pragma: no cover - interface
         raise NotImplementedError
-
-    def died(self, exc: BaseException) -> bool:
-        """Whether a future's exception means its worker died (retry) rather than the
-        run raising (never: :func:`run_case` returns errors as rows)."""
-        return True
 
     def close(self) -> None:  # pragma: no cover - interface
         pass
