@@ -395,10 +395,43 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_envelope_parsers(sub)
 
+    pl = sub.add_parser(
+        "plot",
+        help="re-draw a finished run's pictures from its folder, without running again",
+        description="Re-draw pictures from the files a run saved (fields.vti, report.json, "
+        "timeseries.csv, snapshots.npz). Without a picture option: the slices and the "
+        "curves. Exit 2 names a missing file and what makes it.",
+    )
+    pl.add_argument("result_dir", metavar="RESULT_DIR", help="the run's --out folder")
+    pl.add_argument("--out", default=None, help="write the pictures there (default RESULT_DIR)")
+    pl.add_argument("--slices", action="store_true", help="peak/coldest temperature slices")
+    pl.add_argument("--curves", action="store_true", help="timeseries.png")
+    pl.add_argument("--damage", action="store_true", help="damage_slices.png: CEM43 and Omega")
+    pl.add_argument("--animation", action="store_true",
+                    help="isotherms.gif (needs a run with [output] animation = true)")  # fmt: skip
+    pl.add_argument("--3d", dest="three_d", action="store_true", help="isotherms_3d.png")
+    pl.add_argument("--plane", choices=("x", "y", "z"), default=None,
+                    help="one slice plane instead of the panels (with --slices)")  # fmt: skip
+    pl.add_argument("--level", type=float, action="append", default=[], metavar="C",
+                    help="an extra isotherm [°C]; repeatable")  # fmt: skip
+    pl.set_defaults(func=_cmd_plot)
+
     t = sub.add_parser("tissues", help="list the tissue library, or one tissue with sources")
     t.add_argument("name", nargs="?")
     t.set_defaults(func=_cmd_tissues)
     return p
+
+
+def _cmd_plot(args) -> int:
+    from .replot import plot_run
+
+    chosen = {"slices": args.slices, "curves": args.curves, "damage": args.damage,
+              "animation": args.animation, "3d": args.three_d}  # fmt: skip
+    kinds = [k for k, on in chosen.items() if on] or ["slices", "curves"]
+    for f in plot_run(args.result_dir, args.out, kinds=kinds, plane=args.plane,
+                      levels=args.level):  # fmt: skip
+        print(f)
+    return EXIT_OK
 
 
 def _cmd_sweep(args) -> int:

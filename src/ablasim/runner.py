@@ -132,6 +132,7 @@ def run_scenario(
         resume=resume,
         threads=sc.threads,
         bound_sources=built.bound,
+        snapshots=(snaps := _snapshots(sc, built)),
     )
     t_sim = time.perf_counter()
     analysis = analyse(result, sc.ablation, target=sc.tumour_target)
@@ -152,6 +153,7 @@ def run_scenario(
     stage = out / STAGING_NAME
     shutil.rmtree(stage, ignore_errors=True)
     files = _write_outputs(stage, sc, built, result, analysis, report)
+    files += _write_extras(stage, sc, built, result, analysis, snaps)
     report["timing"]["output_s"] = round(time.perf_counter() - t_out, 3)
     report["timing"]["total_s"] = round(time.perf_counter() - t0, 3)
     with atomic_write(stage / "report.json") as fh:
@@ -324,4 +326,74 @@ def _pictures(out, sc, built, result, analysis) -> list[Path]:
         save=out / "timeseries.png",
     )
     files.append(out / "timeseries.png")
+    return files
+
+# -- what ``ablasim plot`` needs, damage maps, the animation (src/ablasim/replot.py) --------
+PICTURE_NOTES = "pictures.json"
+
+
+def _snapshots(sc, built):
+    """The snapshot observer when ``[output] animation = true`` (else None: nothing is
+    recorded); its planes pass through the first source (else the grid centre)."""
+    if not sc.output.get("animation", False):
+        return None
+    from .observers import Snapshots
+
+    grid = built.model.grid
+    index = tuple(int(n - 1) // 2 for n in grid.shape)
+    for phase in built.phases:
+        for src in phase.sources:
+            if (where := src.location(built.model)) is not None:
+                index = grid.world_to_index(where)
+                break
+        else:
+            continue
+        break
+    return Snapshots(index, sc.output.get("snapshot_interval_s", 10.0))
+
+
+def _write_extras(out, sc, built, result, analysis, snaps) -> list[Path]:
+    """``pictures.json`` (always: what the pictures were drawn with, for ``ablasim plot``),
+    the damage maps when ``[output] damage_pictures = true``, and the snapshots and
+    ``isotherms.gif`` when ``[output] animation = true``."""
+    import json
+
+    model = result.model
+    probe = _probe_point(built, result)
+    worst = min(analysis.nerves.values(), key=lambda n: n.hot_margin_C, default=None)
+    notes = {
+        "scenario": sc.name,
+        "probe_mm": [float(v) * 1e3 for v in probe],
+        "nerve_point_mm": list(worst.hottest_point_mm) if worst is not None else None,
+        "nerves": list(analysis.nerves),
+        "tumour_structures": list(model.tumour_structures()),
+        "isotherms_C": list(sc.output.get("isotherms_C", (45.0, 50.0, 60.0))),
+    }
+    with atomic_write(out / PICTURE_NOTES) as fh:
+        fh.write(json.dumps(notes, indent=1) + "\n")
+    files = [out / PICTURE_NOTES]
+    if sc.output.get("damage_pictures", False):
+        from .viz.damage import plot_damage_slices
+
+        plot_damage_slices(
+            model.grid, result.damage.cem43, result.damage.omega, probe=probe,
+            zone_mask=analysis.zone_mask, labels=model.labels,
+            nerve_mask={n: model.structure_mask(n) for n in analysis.nerves},
+            suptitle=f"{sc.name}: thermal damage", save=out / "damage_slices.png",
+        )  # fmt: skip
+        files.append(out / "damage_slices.png")
+    if snaps is not None:
+        from .viz.animation import write_isotherm_animation
+
+        arrays = snaps.arrays()
+        arrays["origin_mm"] = np.asarray(model.grid.origin) * 1e3
+        arrays["spacing_mm"] = np.asarray(model.grid.spacing * 1e3)
+        with atomic_write(out / "snapshots.npz", "wb") as fh:
+            np.savez_compressed(fh, **arrays)
+        cold = result.damage.t_min.min() < 0.0
+        write_isotherm_animation(
+            arrays, out / "isotherms.gif", isotherms=notes["isotherms_C"],
+            cold_isotherms=(0.0, -20.0, -40.0) if cold else (), title=sc.name,
+        )  # fmt: skip
+        files += [out / "snapshots.npz", out / "isotherms.gif"]
     return files

@@ -596,11 +596,19 @@ def _read_damage(d: Table | None, errors) -> PerfusionShutdown:
 
 
 def _read_output(o: Table | None, errors) -> dict:
-    out = {"pictures": True, "vti": True, "isotherms_C": (45.0, 50.0, 60.0)}
+    out = {
+        "pictures": True, "vti": True, "isotherms_C": (45.0, 50.0, 60.0),
+        "damage_pictures": False, "animation": False, "snapshot_interval_s": 10.0,
+    }  # fmt: skip
     if o is None:
         return out
     out["pictures"] = o.boolean("pictures", default=True)
     out["vti"] = o.boolean("vti", default=True)
+    # the damage maps (CEM43, Omega) and the isotherms' animation cost drawing time:
+    # only when asked
+    out["damage_pictures"] = o.boolean("damage_pictures", default=False)
+    out["animation"] = o.boolean("animation", default=False)
+    out["snapshot_interval_s"] = o.number("snapshot_interval_s", default=10.0, gt=0.0)
     iso = o.raw("isotherms_C", None)
     if iso is not None:
         if not isinstance(iso, list) or not all(

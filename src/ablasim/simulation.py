@@ -58,7 +58,15 @@ from .checkpoint import RunState
 from .damage import DAMAGE_FLOOR_C, DamageFields, PerfusionShutdown, arrhenius_tables
 from .errors import ScenarioError, SimulationError, StabilityError
 from .model import Model
-from .observers import CutOff, NerveExtremes, Progress, Sampler, StepDone, ThreadChooser
+from .observers import (
+    CutOff,
+    NerveExtremes,
+    Progress,
+    Sampler,
+    Snapshots,
+    StepDone,
+    ThreadChooser,
+)
 from .protocol import Limits, Phase, Thermocouple, as_thermocouples
 from .result import NerveSummary, PhaseSummary, Result, ThermocoupleSummary
 from .sensors import SensorSet
@@ -111,6 +119,7 @@ def simulate(
     resume: bool = False,
     threads: int | None = None,
     bound_sources: Sequence[Sequence[BoundSource]] | None = None,
+    snapshots: Snapshots | None = None,
 ) -> Result:
     """Run a protocol on a model.
 
@@ -144,6 +153,8 @@ def simulate(
     bound_sources : sequence of sequences of BoundSource, optional
         The phases' sources already bound to ``model`` (one sequence per phase, as
         ``BuiltScenario.bound``), to avoid binding them again. Used for this run only.
+    snapshots : Snapshots, optional
+        Records the temperature on three planes at its interval, for an animation.
 
     Returns
     -------
@@ -199,6 +210,10 @@ def simulate(
     chooser = ThreadChooser(threads, stepper)
     bar = Progress(sum(p.duration for p in phases), progress, start_s=st.t)
     observers = (nerves, CutOff(sensors, tcs, limits), sampler, bar, chooser)
+    if snapshots is not None:  # an animation was asked for
+        snapshots.last = len(phases) - 1
+        snapshots.start(st)
+        observers += (snapshots,)
     liquidus = max(m.liquidus_C for m in materials.values())
     face_min = _coldest_face(model)
     steps0 = st.total_steps  # steps already done before a resume

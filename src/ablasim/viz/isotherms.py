@@ -484,3 +484,13 @@ def plot_isotherm_panels(
     if save is not None:
         save_figure(fig, save)
     return fig
+
+
+# -- shared with the other slice pictures (viz.damage, viz.animation) ------------------
+PLANES = _PLANES  # slice axis -> (plane name, horizontal axis, vertical axis)
+AXIS_INDEX = _AXIS_INDEX
+AXIS_LABELS = _AXLAB
+color_scale = _color_scale
+outline = _outline
+resolve_index = _resolve_index
+slice_of = _slice

@@ -1,0 +1,137 @@
+"""The isotherms growing: temperature snapshots of the three planes through the probe,
+saved during a run (``[output] animation = true``), drawn frame by frame into a GIF
+(Pillow, always there with matplotlib) and an MP4 where an ffmpeg writer exists.
+
+Each frame shows the three planes on one colour scale (the whole run's range, so the
+colours mean the same in every frame), the isotherms as white lines, the time and the
+power delivered in the step before the snapshot.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+from matplotlib import patheffects
+from matplotlib.animation import FFMpegWriter, PillowWriter
+from matplotlib.figure import Figure
+
+from ..fileio import atomic_path
+from .isotherms import AXIS_LABELS as _AXLAB
+from .isotherms import PLANES as _PLANES
+from .isotherms import color_scale as _color_scale
+
+__all__ = ["SNAPSHOT_PLANES", "write_isotherm_animation"]
+
+#: The planes a snapshot holds, as the axis perpendicular to each.
+SNAPSHOT_PLANES = ("z", "x", "y")
+
+
+def _frame_title(t: float, power: float) -> str:
+    m, s = divmod(float(t), 60.0)
+    return f"t = {int(m)}:{s:04.1f} min   power {power:.1f} W"
+
+
+def write_isotherm_animation(
+    snapshots: Mapping[str, np.ndarray],
+    path: str | os.PathLike,
+    *,
+    isotherms: Sequence[float] = (45.0, 50.0, 60.0),
+    cold_isotherms: Sequence[float] = (),
+    fps: float = 4.0,
+    title: str | None = None,
+    dpi: int = 80,
+) -> Path:
+    """Draw the snapshots into an animation, one frame per snapshot.
+
+    Parameters
+    ----------
+    snapshots : mapping
+        What :class:`ablasim.observers.Snapshots` saves (``snapshots.npz``): ``time_s``
+        and ``power_W`` (n,), one array of planes per axis in :data:`SNAPSHOT_PLANES`
+        (``z``: (n, nx, ny), ``x``: (n, ny, nz), ``y``: (n, nx, nz)) [°C],
+        ``origin_mm``, ``spacing_mm`` and ``index`` (the planes' voxel indices).
+    path : path
+        ``.gif`` (Pillow) or ``.mp4`` (needs ffmpeg: :class:`RuntimeError` without it).
+    isotherms, cold_isotherms : sequence of float
+        Levels drawn [°C]; cold ones dashed.
+    fps : float, default 4
+        Frames per second.
+    title : str, optional
+        Figure title above the frame's time and power.
+    dpi : int, default 80
+
+    Returns
+    -------
+    Path
+        The file written (atomically).
+    """
+    path = Path(path)
+    times = np.asarray(snapshots["time_s"], dtype=float)
+    power = np.asarray(snapshots["power_W"], dtype=float)
+    planes = {a: np.asarray(snapshots[a], dtype=float) for a in SNAPSHOT_PLANES}
+    origin = np.asarray(snapshots["origin_mm"], dtype=float)
+    h = float(snapshots["spacing_mm"])
+    n = len(times)
+    if n == 0:
+        raise ValueError("no snapshots to animate")
+    lo = min(float(p.min()) for p in planes.values())
+    hi = max(float(p.max()) for p in planes.values())
+    cold = bool(len(cold_isotherms)) or lo < 35.0
+    vmin = min(np.floor(lo), 36.0)
+    vmax = max(np.ceil(hi), 38.0)
+    cmap, norm = _color_scale(vmin, vmax, cold)
+    if path.suffix.lower() == ".mp4":
+        if not FFMpegWriter.isAvailable():
+            raise RuntimeError("no ffmpeg writer: MP4 animations need ffmpeg on the PATH")
+        writer = FFMpegWriter(fps=fps)
+    else:
+        writer = PillowWriter(fps=fps)
+
+    fig = Figure(figsize=(13.0, 4.6), layout="constrained")
+    axes = fig.subplots(1, 3)
+    levels = sorted({float(v) for v in (*isotherms, *cold_isotherms)})
+    halo = [patheffects.withStroke(linewidth=2.6, foreground="black", alpha=0.75)]
+    images = []
+    for ax, axis in zip(axes, SNAPSHOT_PLANES, strict=True):
+        name, hax, vax = _PLANES[axis]
+        sl = planes[axis][0]
+        extent = (
+            origin[hax] - h / 2, origin[hax] + (sl.shape[0] - 0.5) * h,
+            origin[vax] - h / 2, origin[vax] + (sl.shape[1] - 0.5) * h,
+        )  # fmt: skip
+        images.append(ax.imshow(sl.T, origin="lower", extent=extent, cmap=cmap, norm=norm,
+                                interpolation="nearest"))  # fmt: skip
+        a = {"x": 0, "y": 1, "z": 2}[axis]
+        where = origin[a] + h * int(np.asarray(snapshots["index"])[a])
+        ax.set_title(f"{name}  {axis} = {where:.1f} mm")
+        ax.set_xlabel(_AXLAB[hax])
+        ax.set_ylabel(_AXLAB[vax])
+    cb = fig.colorbar(images[-1], ax=list(axes), shrink=0.9)
+    cb.set_label("temperature [°C]")
+    head = fig.suptitle("")
+    contours: list = []
+    with atomic_path(path) as tmp, writer.saving(fig, str(tmp), dpi):
+        for f in range(n):
+            for cs in contours:
+                cs.remove()
+            contours = []
+            for ax, axis, im in zip(axes, SNAPSHOT_PLANES, images, strict=True):
+                _, hax, vax = _PLANES[axis]
+                sl = planes[axis][f]
+                im.set_data(sl.T)
+                xs = origin[hax] + h * np.arange(sl.shape[0])
+                ys = origin[vax] + h * np.arange(sl.shape[1])
+                present = [v for v in levels if sl.min() < v < sl.max()]
+                if present and min(sl.shape) >= 2:
+                    styles = ["--" if v < 37.0 else "-" for v in present]
+                    cs = ax.contour(xs, ys, sl.T, levels=present, colors="white",
+                                    linewidths=1.2, linestyles=styles)  # fmt: skip
+                    cs.set(path_effects=halo)
+                    contours.append(cs)
+            text = _frame_title(times[f], power[f])
+            head.set_text(f"{title} — {text}" if title else text)
+            writer.grab_frame()
+    return path
