@@ -12,7 +12,19 @@ $(BIN)/ablasim: pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	@touch $(BIN)/ablasim
 
+## The 3D picture renders off-screen through Mesa's EGL (or OSMesa): check by drawing a
+## sphere; when neither works, install them (Debian, as root), then check again
 setup: $(BIN)/ablasim
+	@$(BIN)/python -m ablasim.viz.offscreen || { \
+	  if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -qq; \
+	    apt-get install -y -qq libgl1 libegl1 libegl-mesa0 || true; \
+	    apt-get install -y -qq libosmesa6 || true; \
+	    $(BIN)/python -m ablasim.viz.offscreen; \
+	  else \
+	    echo "3D pictures need Mesa's EGL or OSMesa: install libegl1 libegl-mesa0 (or libosmesa6) as root"; \
+	    exit 1; \
+	  fi; }
 
 ## Compile the numba kernels ahead (once per machine; seconds when already done)
 compile: setup

@@ -326,6 +326,21 @@ def _pictures(out, sc, built, result, analysis) -> list[Path]:
         save=out / "timeseries.png",
     )
     files.append(out / "timeseries.png")
+    from .viz.render3d import plot_3d  # pyvista only when drawing
+
+    worst_first = sorted(analysis.nerves.values(), key=lambda n: n.hot_margin_C)
+    plot_3d(
+        model,
+        field,
+        zone_mask=analysis.zone_mask,
+        needles=[n for p in built.phases for s in p.sources for n in s.needles()],
+        probe_point=probe,
+        nerve_points_mm={n.name: n.hottest_point_mm for n in worst_first},
+        cold=cold,
+        title=f"{sc.name}: {name} temperature, isotherm surfaces",
+        save=out / "isotherms_3d.png",
+    )
+    files.append(out / "isotherms_3d.png")
     return files
 
 # -- what ``ablasim plot`` needs, damage maps, the animation (src/ablasim/replot.py) --------
