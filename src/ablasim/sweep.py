@@ -674,6 +674,8 @@ def run_sweep(
             be.close()
     table = [rows[c.run_id] for c in sw.cases if c.run_id in rows]
     ok = [r for r in table if r["status"] == "ok"]
+    if not interrupted:
+        _sweep_map(ok, sw.keys, out)
     return SweepSummary(
         total=len(sw.cases),
         passed=sum(r["verdict"] == "PASS" for r in ok),
@@ -685,6 +687,22 @@ def run_sweep(
         table=out / "runs.csv",
         interrupted=interrupted,
     )
+
+
+def _sweep_map(ok: list[dict], keys, out: Path) -> None:
+    """``sweep_map.png``: the hottest nerve temperature over the two keys, the safe /
+    unsafe boundary drawn, when exactly two keys vary (matplotlib is loaded only then)."""
+    varied = [k for k in keys if len({str(r.get(k)) for r in ok}) > 1]
+    if len(varied) != 2:
+        return
+    # without a nerve in the model, the ablation zone's volume
+    column = next((c for c in ("max_nerve_temperature_C", "ablation_volume_ml")
+                   if all(r.get(c) is not None for r in ok)), None)  # fmt: skip
+    if column is None:
+        return
+    from .viz.sweep import plot_sweep_map
+
+    plot_sweep_map(ok, varied[0], varied[1], column, save=out / "sweep_map.png")
 
 
 def _drive(be: Backend, sw: Sweep, todo: list[Case], out: Path, record, bar) -> None:
