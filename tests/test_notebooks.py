@@ -52,16 +52,19 @@ EXPECTED: dict[str, dict] = {
     },
     "04-how-close-is-too-close": {
         "positions": (3, 10),
-        # the verdict flips between the farthest and the nearest position
+        # the verdict flips between the farthest tip (12 mm) and the nearest (-4 mm)
         "verdict_flips": True,
         # the nerve maximum rises as the probe approaches the canal
         "nerve_max_rises": True,
     },
-    "05-small-sweep": {
-        "runs": 6,
+    "05-a-small-sweep": {
+        "runs": 9,
         "errors": 0,
-        # more power never cools the nerves: the table's nerve maximum is monotone in power
+        # 2 W is safe and 4 W with little perfusion is not, at this tip position
+        "both_verdicts": True,
+        # more power never cools the nerves; more perfusion never grows the zone
         "monotone_in_power": True,
+        "perfusion_shrinks_zone": True,
     },
 }
 
@@ -160,3 +163,9 @@ def test_notebooks_are_committed_without_outputs():
 
 def test_there_is_a_notebook():
     assert NOTEBOOKS
+
+
+def test_readme_lists_every_notebook():
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    missing = [p.stem for p in NOTEBOOKS if p.stem not in readme]
+    assert not missing, f"list these notebooks in the README's Layout section: {missing}"
