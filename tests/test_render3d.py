@@ -20,8 +20,9 @@ import pytest
 from matplotlib.colors import rgb_to_hsv
 
 from ablasim.cli import main
+from ablasim.scenario import load_scenario
 from ablasim.viz.offscreen import EGL, OSMESA, choose_window
-from ablasim.viz.render3d import COLOURS
+from ablasim.viz.render3d import COLOURS, plot_3d
 
 SCENARIO = """
 name = "tiny-vertebra"
@@ -126,3 +127,20 @@ def test_a_run_without_pictures_never_loads_pyvista(tmp_path):
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]
     assert not (tmp_path / "out" / "isotherms_3d.png").exists()
+
+
+def test_a_cold_run_draws_the_iceball_surfaces_in_blue(tmp_path):
+    """No freezing source exists yet: a made-up coldest field (−80 °C at the tip, back to
+    37 °C over ~12 mm) on the same anatomy must give blue 0/−20/−40 °C surfaces and no
+    red ablation zone."""
+    built = load_scenario(_write(tmp_path)).build()
+    model = built.model
+    x, y, z = (a * 1e3 for a in model.grid.mesh())
+    r2 = x**2 + (y - 8) ** 2 + z**2
+    coldest = 37.0 - 117.0 * np.exp(-r2 / (2 * 6.0**2))
+    needles = [n for p in built.phases for s in p.sources for n in s.needles()]
+    plot_3d(model, coldest, needles=needles, cold=True, save=tmp_path / "cold.png")
+    img = _pixels(tmp_path / "cold.png")
+    blue = _hue(img, COLOURS["cold"][1], within=0.06)
+    assert blue.sum() > 1500, int(blue.sum())
+    assert _hue(img, COLOURS["zone"]).sum() == 0

@@ -116,6 +116,7 @@ def run_scenario(
     if _wants_pictures(sc):
         # import matplotlib while the kernels run (they release the GIL): ~0.8 s saved
         threading.Thread(target=_preload, args=("ablasim.viz",), daemon=True).start()
+        threading.Thread(target=_preload, args=("pyvista",), daemon=True).start()  # 0.4 s
     result = simulate(
         built.model,
         built.phases,
@@ -328,7 +329,12 @@ def _pictures(out, sc, built, result, analysis) -> list[Path]:
     files.append(out / "timeseries.png")
     from .viz.render3d import plot_3d  # pyvista only when drawing
 
-    worst_first = sorted(analysis.nerves.values(), key=lambda n: n.hot_margin_C)
+    def margin(n):  # the nerve nearest its limit first: the camera looks at it
+        if cold:
+            return np.inf if n.cold_margin_C is None else n.cold_margin_C
+        return n.hot_margin_C
+
+    worst_first = sorted(analysis.nerves.values(), key=margin)
     plot_3d(
         model,
         field,

@@ -169,8 +169,10 @@ def plot_3d(
     if nerve_ids:
         add(_coarsen(np.isin(labels, nerve_ids), f), 0.5, COLOURS["nerve"], 1.0, "nerves")
     if cold:
-        for level, colour in zip(COLD_LEVELS_C, COLOURS["cold"], strict=True):
-            add(coarse, level, colour, 0.35, f"{level:g} °C")
+        for level, colour, opacity in zip(
+            COLD_LEVELS_C, COLOURS["cold"], (0.3, 0.45, 0.7), strict=True
+        ):
+            add(coarse, level, colour, opacity, f"{level:g} °C")
     else:
         add(coarse, HEAT_LEVEL_C, COLOURS["45"], 0.25, f"{HEAT_LEVEL_C:g} °C")
         if zone_mask is not None and zone_mask.any():
@@ -215,7 +217,7 @@ def plot_3d(
         focus_pts.append(point)
         plotter.add_mesh(pv.Sphere(radius=1.5, center=point), color=COLOURS["margin"])
         target = None
-        if zone_mask is not None and zone_mask.any() and not cold:
+        if zone_mask is not None and zone_mask.any():
             idx = np.argwhere(zone_mask)
             world = np.asarray(grid.origin) * 1e3 + idx * grid.spacing * 1e3
             target = world[np.argmin(((world - point) ** 2).sum(axis=1))]
@@ -230,7 +232,11 @@ def plot_3d(
     bounds = np.array(image.bounds).reshape(3, 2)
     if focus_pts:
         focus = np.mean(focus_pts, axis=0)
-        across = focus_pts[-1] - focus_pts[0] if len(focus_pts) > 1 else np.array([0, 0, 1.0])
+        if len(focus_pts) > 1:
+            across = focus_pts[-1] - focus_pts[0]
+        else:  # no nerve: look across the first needle
+            d = needles[0].direction if needles and needles[0].direction else (0, 0, 1.0)
+            across = np.asarray(d, float)
         opaque = tumour | (zone_mask if zone_mask is not None else False)
         if nerve_ids:
             opaque = opaque | np.isin(labels, nerve_ids)
