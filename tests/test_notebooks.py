@@ -16,10 +16,9 @@ import sys
 import time
 from pathlib import Path
 
+import nbclient  # the test extra: a missing executor fails the suite, it is not skipped
+import nbformat
 import pytest
-
-nbformat = pytest.importorskip("nbformat")
-nbclient = pytest.importorskip("nbclient")
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb"))
 
