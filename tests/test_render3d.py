@@ -21,7 +21,7 @@ from matplotlib.colors import rgb_to_hsv
 
 from ablasim.cli import main
 from ablasim.scenario import load_scenario
-from ablasim.viz.offscreen import EGL, OSMESA, choose_window
+from ablasim.viz.offscreen import EGL, OSMESA, NoOffscreenRendering, choose_window
 from ablasim.viz.render3d import COLOURS, plot_3d
 
 SCENARIO = """
@@ -144,3 +144,26 @@ def test_a_cold_run_draws_the_iceball_surfaces_in_blue(tmp_path):
     blue = _hue(img, COLOURS["cold"][1], within=0.06)
     assert blue.sum() > 1500, int(blue.sum())
     assert _hue(img, COLOURS["zone"]).sum() == 0
+
+
+@pytest.mark.parametrize(
+    ("present", "chosen"),
+    [
+        ({"libEGL.so.1", "libEGL_mesa.so.0", "libOSMesa.so.8"}, EGL),
+        ({"libEGL.so.1", "libOSMesa.so.8"}, OSMESA),  # glvnd without Mesa's EGL driver
+        ({"libOSMesa.so.8"}, OSMESA),
+        (set(), None),
+    ],
+)
+def test_the_window_follows_the_libraries_present(monkeypatch, present, chosen):
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("VTK_DEFAULT_OPENGL_WINDOW", raising=False)
+    monkeypatch.setattr(
+        "ablasim.viz.offscreen._loads", lambda *names: any(n in present for n in names)
+    )
+    if chosen is None:
+        with pytest.raises(NoOffscreenRendering, match=r"apt-get install libegl1.*pictures"):
+            choose_window()
+        return
+    assert choose_window() == chosen
+    assert os.environ["VTK_DEFAULT_OPENGL_WINDOW"] == chosen

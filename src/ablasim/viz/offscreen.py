@@ -6,9 +6,9 @@ before pyvista draws, :func:`choose_window` names the class in
 ``VTK_DEFAULT_OPENGL_WINDOW`` (read each time VTK makes a window, so it works even after
 ``vtk`` was imported):
 
-- ``vtkEGLRenderWindow`` with ``EGL_PLATFORM=surfaceless`` when ``libEGL.so.1`` loads
-  (Mesa's EGL driver; Debian ``libegl1``) — the future-proof path, since Mesa 25.1 drops
-  OSMesa;
+- ``vtkEGLRenderWindow`` with ``EGL_PLATFORM=surfaceless`` when ``libEGL.so.1`` and a
+  vendor driver load (Mesa's ``libEGL_mesa.so.0``, Debian ``libegl1 libegl-mesa0``, or
+  NVIDIA's) — the future-proof path, since Mesa 25.1 drops OSMesa;
 - else ``vtkOSOpenGLRenderWindow`` when ``libOSMesa`` loads (Debian ``libosmesa6``);
 - an interactive window (``interactive=True``) keeps VTK's own choice when ``DISPLAY``
   or ``WAYLAND_DISPLAY`` is set.
@@ -66,7 +66,8 @@ def choose_window(*, interactive: bool = False) -> str | None:
     chosen = os.environ.get("VTK_DEFAULT_OPENGL_WINDOW")
     if chosen:
         return chosen
-    if _loads("libEGL.so.1", "libEGL.so"):
+    # libEGL (glvnd) dispatches to a vendor: Mesa's, or NVIDIA's on a GPU machine
+    if _loads("libEGL.so.1", "libEGL.so") and _loads("libEGL_mesa.so.0", "libEGL_nvidia.so.0"):
         os.environ.setdefault("EGL_PLATFORM", "surfaceless")
         chosen = EGL
     elif _loads("libOSMesa.so.8", "libOSMesa.so.6", "libOSMesa.so"):
