@@ -182,7 +182,7 @@ class Sampler:
 class Snapshots:
     """The temperature on the axial, sagittal and coronal planes through ``index`` (a
     voxel), at t = 0, every ``interval`` seconds [s] and at the end: three 2D planes a
-    snapshot, not the 3D field (a 96^3 run's snapshot is 110 kB, not 7 MB).
+    snapshot, not the 3D field (the demo's 96 x 128 x 96 grid: 68 kB a snapshot, not 7 MB).
 
     Kept in the observer, not the run state: a resumed run's animation starts at the
     resume.
@@ -203,9 +203,11 @@ class Snapshots:
     def record(self, T_padded: np.ndarray, t: float, power: float) -> None:
         T = T_padded[1:-1, 1:-1, 1:-1]
         i, j, k = self.index
-        self.planes["z"].append(T[:, :, k].astype(np.float32))
-        self.planes["x"].append(T[i, :, :].astype(np.float32))
-        self.planes["y"].append(T[:, j, :].astype(np.float32))
+        # float16: 0.03 °C steps at body temperature, 0.06 °C up to 128 °C, enough for a
+        # picture; the demo's 61 snapshots take 0.7 MB compressed (4.1 MB as float32)
+        self.planes["z"].append(T[:, :, k].astype(np.float16))
+        self.planes["x"].append(T[i, :, :].astype(np.float16))
+        self.planes["y"].append(T[:, j, :].astype(np.float16))
         self.time.append(float(t))
         self.power.append(float(power))
         while self.next <= t + 1e-9 * self.interval:

@@ -349,6 +349,7 @@ def _pictures(out, sc, built, result, analysis) -> list[Path]:
     files.append(out / "isotherms_3d.png")
     return files
 
+
 # -- what ``ablasim plot`` needs, damage maps, the animation (src/ablasim/replot.py) --------
 PICTURE_NOTES = "pictures.json"
 
@@ -404,11 +405,18 @@ def _write_extras(out, sc, built, result, analysis, snaps) -> list[Path]:
         )  # fmt: skip
         files.append(out / "damage_slices.png")
     if snaps is not None:
-        from .viz.animation import write_isotherm_animation
+        from .viz.animation import planes_of, write_isotherm_animation
 
         arrays = snaps.arrays()
         arrays["origin_mm"] = np.asarray(model.grid.origin) * 1e3
         arrays["spacing_mm"] = np.asarray(model.grid.spacing * 1e3)
+        nerves = np.zeros(model.grid.shape, dtype=bool)
+        for n in analysis.nerves:
+            nerves |= model.structure_mask(n)
+        for axis, plane in planes_of(model.labels, snaps.index).items():
+            arrays[f"labels_{axis}"] = plane
+        for axis, plane in planes_of(nerves, snaps.index).items():
+            arrays[f"nerve_{axis}"] = plane
         with atomic_write(out / "snapshots.npz", "wb") as fh:
             np.savez_compressed(fh, **arrays)
         cold = result.damage.t_min.min() < 0.0

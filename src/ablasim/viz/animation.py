@@ -15,18 +15,29 @@ from pathlib import Path
 
 import numpy as np
 from matplotlib import patheffects
-from matplotlib.animation import FFMpegWriter, PillowWriter
+from matplotlib.animation import FFMpegWriter
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from PIL import Image
 
 from ..fileio import atomic_path
 from .isotherms import AXIS_LABELS as _AXLAB
+from .isotherms import BOUNDARY_COLOR, NERVE_COLOR
 from .isotherms import PLANES as _PLANES
 from .isotherms import color_scale as _color_scale
+from .isotherms import outline as _outline
 
-__all__ = ["SNAPSHOT_PLANES", "write_isotherm_animation"]
+__all__ = ["SNAPSHOT_PLANES", "planes_of", "write_isotherm_animation"]
 
 #: The planes a snapshot holds, as the axis perpendicular to each.
 SNAPSHOT_PLANES = ("z", "x", "y")
+
+
+def planes_of(volume: np.ndarray, index) -> dict[str, np.ndarray]:
+    """The planes of a volume (e.g. the labels) through the voxel ``index``, keyed as the
+    snapshots are."""
+    i, j, k = (int(v) for v in index)
+    return {"z": volume[:, :, k], "x": volume[i, :, :], "y": volume[:, j, :]}
 
 
 def _frame_title(t: float, power: float) -> str:
@@ -52,7 +63,9 @@ def write_isotherm_animation(
         What :class:`ablasim.observers.Snapshots` saves (``snapshots.npz``): ``time_s``
         and ``power_W`` (n,), one array of planes per axis in :data:`SNAPSHOT_PLANES`
         (``z``: (n, nx, ny), ``x``: (n, ny, nz), ``y``: (n, nx, nz)) [°C],
-        ``origin_mm``, ``spacing_mm`` and ``index`` (the planes' voxel indices).
+        ``origin_mm``, ``spacing_mm`` and ``index`` (the planes' voxel indices);
+        optionally ``labels_<axis>`` (tissue boundaries, grey) and ``nerve_<axis>``
+        (nerves, cyan), the same planes of the label map and the nerves' mask.
     path : path
         ``.gif`` (Pillow) or ``.mp4`` (needs ffmpeg: :class:`RuntimeError` without it).
     isotherms, cold_isotherms : sequence of float
@@ -83,14 +96,12 @@ def write_isotherm_animation(
     vmin = min(np.floor(lo), 36.0)
     vmax = max(np.ceil(hi), 38.0)
     cmap, norm = _color_scale(vmin, vmax, cold)
-    if path.suffix.lower() == ".mp4":
-        if not FFMpegWriter.isAvailable():
-            raise RuntimeError("no ffmpeg writer: MP4 animations need ffmpeg on the PATH")
-        writer = FFMpegWriter(fps=fps)
-    else:
-        writer = PillowWriter(fps=fps)
+    mp4 = path.suffix.lower() == ".mp4"
+    if mp4 and not FFMpegWriter.isAvailable():
+        raise RuntimeError("no ffmpeg writer: MP4 animations need ffmpeg on the PATH")
 
-    fig = Figure(figsize=(13.0, 4.6), layout="constrained")
+    fig = Figure(figsize=(13.0, 4.6), dpi=dpi, layout="constrained")
+    canvas = FigureCanvasAgg(fig)
     axes = fig.subplots(1, 3)
     levels = sorted({float(v) for v in (*isotherms, *cold_isotherms)})
     halo = [patheffects.withStroke(linewidth=2.6, foreground="black", alpha=0.75)]
@@ -107,31 +118,58 @@ def write_isotherm_animation(
         a = {"x": 0, "y": 1, "z": 2}[axis]
         where = origin[a] + h * int(np.asarray(snapshots["index"])[a])
         ax.set_title(f"{name}  {axis} = {where:.1f} mm")
+        x0, y0 = origin[hax], origin[vax]
+        if f"labels_{axis}" in snapshots:
+            _outline(ax, np.asarray(snapshots[f"labels_{axis}"]), h, x0, y0,
+                     color=BOUNDARY_COLOR, lw=0.6, zorder=2, alpha=0.9)  # fmt: skip
+        if f"nerve_{axis}" in snapshots:
+            _outline(ax, np.asarray(snapshots[f"nerve_{axis}"], dtype=bool), h, x0, y0,
+                     color=NERVE_COLOR, lw=1.5, zorder=4)  # fmt: skip
         ax.set_xlabel(_AXLAB[hax])
         ax.set_ylabel(_AXLAB[vax])
     cb = fig.colorbar(images[-1], ax=list(axes), shrink=0.9)
     cb.set_label("temperature [°C]")
     head = fig.suptitle("")
     contours: list = []
-    with atomic_path(path) as tmp, writer.saving(fig, str(tmp), dpi):
-        for f in range(n):
-            for cs in contours:
-                cs.remove()
-            contours = []
-            for ax, axis, im in zip(axes, SNAPSHOT_PLANES, images, strict=True):
-                _, hax, vax = _PLANES[axis]
-                sl = planes[axis][f]
-                im.set_data(sl.T)
-                xs = origin[hax] + h * np.arange(sl.shape[0])
-                ys = origin[vax] + h * np.arange(sl.shape[1])
-                present = [v for v in levels if sl.min() < v < sl.max()]
-                if present and min(sl.shape) >= 2:
-                    styles = ["--" if v < 37.0 else "-" for v in present]
-                    cs = ax.contour(xs, ys, sl.T, levels=present, colors="white",
-                                    linewidths=1.2, linestyles=styles)  # fmt: skip
-                    cs.set(path_effects=halo)
-                    contours.append(cs)
-            text = _frame_title(times[f], power[f])
-            head.set_text(f"{title} — {text}" if title else text)
-            writer.grab_frame()
+
+    def draw(f: int) -> None:
+        nonlocal contours
+        if f == 1:  # the layout is that of the first frame: not solved again
+            fig.set_layout_engine("none")
+        for cs in contours:
+            cs.remove()
+        contours = []
+        for ax, axis, im in zip(axes, SNAPSHOT_PLANES, images, strict=True):
+            _, hax, vax = _PLANES[axis]
+            sl = planes[axis][f]
+            im.set_data(sl.T)
+            xs = origin[hax] + h * np.arange(sl.shape[0])
+            ys = origin[vax] + h * np.arange(sl.shape[1])
+            present = [v for v in levels if sl.min() < v < sl.max()]
+            if present and min(sl.shape) >= 2:
+                styles = ["--" if v < 37.0 else "-" for v in present]
+                cs = ax.contour(xs, ys, sl.T, levels=present, colors="white",
+                                linewidths=1.2, linestyles=styles)  # fmt: skip
+                cs.set(path_effects=halo)
+                contours.append(cs)
+        text = _frame_title(times[f], power[f])
+        head.set_text(f"{title} — {text}" if title else text)
+
+    with atomic_path(path) as tmp:
+        if mp4:
+            writer = FFMpegWriter(fps=fps)
+            with writer.saving(fig, str(tmp), dpi):
+                for f in range(n):
+                    draw(f)
+                    writer.grab_frame()
+        else:
+            # one draw a frame (matplotlib's PillowWriter draws twice: 0.27 s a frame on
+            # the demo's 96 x 128 x 96 grid)
+            frames = []
+            for f in range(n):
+                draw(f)
+                canvas.draw()
+                frames.append(Image.fromarray(np.asarray(canvas.buffer_rgba())[..., :3].copy()))
+            frames[0].save(tmp, format="GIF", save_all=True, append_images=frames[1:],
+                           duration=round(1000 / fps), loop=0)  # fmt: skip
     return path
