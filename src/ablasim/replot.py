@@ -234,15 +234,67 @@ def draw_animation(run: SavedRun, out: Path, *, levels=()) -> Path:
     )  # fmt: skip
 
 
-def _draw_3d(run: SavedRun, out: Path) -> Path:
-    try:
-        from .viz import render3d
-    except ImportError as exc:
-        raise ScenarioError(f"--3d is not available: {exc}") from None
-    replot = getattr(render3d, "replot_3d", None)
-    if replot is None:
-        raise ScenarioError("--3d is not available yet in this version; use --slices")
-    return replot(run.folder, out)
+@dataclass(frozen=True)
+class _Structure:
+    name: str
+    tissue: str
+
+
+class _SavedModel:
+    """What :func:`ablasim.viz.render3d.plot_3d` reads of a model, from the saved files:
+    the grid, the labels and each structure's tissue (``pictures.json``)."""
+
+    def __init__(self, run: SavedRun, notes: dict):
+        self.grid, fields, names = run.fields()
+        self.labels = fields["labels"]
+        rows = {r["name"]: r for r in notes["structures"]}
+        self.structures = tuple(_Structure(n, rows.get(n, {}).get("tissue", n)) for n in names)
+        self._nerves = tuple(n for n in names if rows.get(n, {}).get("nerve"))
+        self._tumour = tuple(notes.get("tumour_structures", ()))
+
+    def nerve_structures(self) -> tuple[str, ...]:
+        return self._nerves
+
+    def tumour_mask(self) -> np.ndarray:
+        ids = [i for i, s in enumerate(self.structures) if s.name in self._tumour]
+        return np.isin(self.labels, ids)
+
+
+def draw_3d(run: SavedRun, out: Path) -> Path:
+    """``isotherms_3d.png`` as the run drew it (needs a ``pictures.json`` that lists the
+    structures: a run of this version)."""
+    from .sources import Needle
+    from .viz.render3d import plot_3d
+
+    notes = run.notes()
+    if "structures" not in notes:
+        raise ScenarioError(
+            f"{run.folder}/{NOTES} lacks the structures' tissues that the 3D picture "
+            "needs (the run is older than --3d): run the scenario again"
+        )
+    grid, fields, _ = run.fields()
+    report = run.report()
+    cold = float(fields["min_temperature_C"].min()) < 0.0
+    field = (fields["min_temperature_C"] if cold else fields["max_temperature_C"]).astype(float)
+    needles = [
+        Needle(
+            tip=_point(n["tip_mm"]),
+            direction=None if n["direction"] is None else tuple(n["direction"]),
+            diameter=None if n["diameter_mm"] is None else n["diameter_mm"] * 1e-3,
+            active_length=(None if n["active_length_mm"] is None else n["active_length_mm"] * 1e-3),
+        )
+        for n in notes["needles"]
+    ]
+    name = "coldest" if cold else "peak"
+    path = out / "isotherms_3d.png"
+    plot_3d(
+        _SavedModel(run, notes), field, zone_mask=fields["ablation_zone"].astype(bool),
+        needles=needles, probe_point=_probe(run, field, grid),
+        nerve_points_mm={k: tuple(v) for k, v in notes["nerve_points_mm"].items()},
+        cold=cold, title=f"{report['scenario']}: {name} temperature, isotherm surfaces",
+        save=path,
+    )  # fmt: skip
+    return path
 
 
 def plot_run(
@@ -281,5 +333,5 @@ def plot_run(
         elif kind == "animation":
             files.append(draw_animation(run, dest, levels=levels))
         else:
-            files.append(_draw_3d(run, dest))
+            files.append(draw_3d(run, dest))
     return files

@@ -383,6 +383,14 @@ def _write_extras(out, sc, built, result, analysis, snaps) -> list[Path]:
     model = result.model
     probe = _probe_point(built, result)
     worst = min(analysis.nerves.values(), key=lambda n: n.hot_margin_C, default=None)
+    cold = bool(result.damage.t_min.min() < 0.0)
+
+    def margin(n):  # as _pictures orders the nerves for the 3D camera
+        if cold:
+            return np.inf if n.cold_margin_C is None else n.cold_margin_C
+        return n.hot_margin_C
+
+    nerve_names = set(model.nerve_structures())
     notes = {
         "scenario": sc.name,
         "probe_mm": [float(v) * 1e3 for v in probe],
@@ -390,6 +398,25 @@ def _write_extras(out, sc, built, result, analysis, snaps) -> list[Path]:
         "nerves": list(analysis.nerves),
         "tumour_structures": list(model.tumour_structures()),
         "isotherms_C": list(sc.output.get("isotherms_C", (45.0, 50.0, 60.0))),
+        # for the 3D picture: the structures' tissues, the probes, the nerves' points
+        "structures": [
+            {"name": st.name, "tissue": st.tissue, "nerve": st.name in nerve_names}
+            for st in model.structures
+        ],
+        "needles": [
+            {
+                "tip_mm": [v * 1e3 for v in n.tip],
+                "direction": None if n.direction is None else list(n.direction),
+                "diameter_mm": None if n.diameter is None else n.diameter * 1e3,
+                "active_length_mm": None if n.active_length is None else n.active_length * 1e3,
+            }
+            for p in built.phases
+            for s in p.sources
+            for n in s.needles()
+        ],
+        "nerve_points_mm": {
+            n.name: list(n.hottest_point_mm) for n in sorted(analysis.nerves.values(), key=margin)
+        },
     }
     with atomic_write(out / PICTURE_NOTES) as fh:
         fh.write(json.dumps(notes, indent=1) + "\n")
