@@ -119,3 +119,23 @@ def test_a_bad_interval_names_the_key(tmp_path, capsys):
                                      encoding="utf-8")  # fmt: skip
     assert main(["run", str(tmp_path / "s.toml"), "--out", str(tmp_path / "o"), "-q"]) == 2
     assert "output.snapshot_interval_s" in capsys.readouterr().err
+
+
+def test_a_cold_animation_draws_the_iceball_in_blue(tmp_path):
+    # a made-up iceball growing on 15 x 15 planes: -40 °C at the centre at the end
+    from ablasim.viz.animation import write_isotherm_animation
+
+    r = np.hypot(*np.meshgrid(np.arange(15) - 7.0, np.arange(15) - 7.0))
+    frames = np.stack([37.0 - (77.0 * s) * np.exp(-((r / 4.0) ** 2)) for s in (0.0, 0.5, 1.0)])
+    snaps = {"time_s": np.array([0.0, 60.0, 120.0]), "power_W": np.zeros(3),
+             "z": frames, "x": frames, "y": frames, "index": np.array([7, 7, 7]),
+             "origin_mm": np.array([-14.0, -14.0, -14.0]), "spacing_mm": np.array(2.0)}  # fmt: skip
+    gif = write_isotherm_animation(snaps, tmp_path / "ice.gif", cold_isotherms=(0, -20, -40))
+    got = _frames(gif)
+    assert len(got) == 3
+
+    def blue(f):  # coolwarm's cold end: blue well above red
+        return int((f[..., 2] > f[..., 0] + 60).sum())
+
+    # the colour bar's blue is in every frame; the iceball adds thousands of pixels
+    assert blue(got[2]) > blue(got[0]) + 1000
