@@ -22,3 +22,15 @@ def test_bench_pennes_quick(tmp_path):
     assert {d["field"] for d in res["damage_rows"]} == {"hot", "treatment"}
     assert all(d["fused_mvups"] > 0 and d["step_then_damage_mvups"] > 0 for d in res["damage_rows"])
     assert (tmp_path / "b.json").stat().st_size > 100
+
+
+def test_bench_pictures_quick(tmp_path):
+    path = BENCH.parent / "bench_pictures.py"
+    spec = importlib.util.spec_from_file_location("bench_pictures", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    res = mod.main(["--quick", "--json", str(tmp_path / "p.json")])
+    assert res["grid_shape"] == [24, 32, 24]
+    assert res["output_s_pictures_on"] > res["output_s_pictures_off"]
+    assert res["plot_3d_first_s"] > 0
+    assert (tmp_path / "p.json").stat().st_size > 50
