@@ -114,7 +114,9 @@ def plot_3d(
     ----------
     model : Model
         Grid, labels and structures (bone: tissues named ``*bone*``; the tumour:
-        ``model.tumour_mask()``; nerves: ``model.nerve_structures()``).
+        ``model.tumour_mask()``; nerves: ``model.nerve_structures()``). Only these are
+        read (``grid``, ``labels``, ``structures`` with ``name`` and ``tissue``, the two
+        methods), so ``ablasim plot`` passes a stand-in built from the saved files.
     field : ndarray, grid shape
         The peak temperature [°C] (the coldest for ``cold=True``).
     zone_mask : ndarray of bool, optional
