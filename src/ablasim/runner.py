@@ -452,4 +452,12 @@ def _write_extras(out, sc, built, result, analysis, snaps) -> list[Path]:
             cold_isotherms=(0.0, -20.0, -40.0) if cold else (), title=sc.name,
         )  # fmt: skip
         files += [out / "snapshots.npz", out / "isotherms.gif"]
+        from matplotlib.animation import FFMpegWriter
+
+        if FFMpegWriter.isAvailable():  # MP4 too where ffmpeg is on the PATH
+            write_isotherm_animation(
+                arrays, out / "isotherms.mp4", isotherms=notes["isotherms_C"],
+                cold_isotherms=(0.0, -20.0, -40.0) if cold else (), title=sc.name,
+            )  # fmt: skip
+            files.append(out / "isotherms.mp4")
     return files
