@@ -129,7 +129,10 @@ def write_isotherm_animation(
         ax.set_ylabel(_AXLAB[vax])
     cb = fig.colorbar(images[-1], ax=list(axes), shrink=0.9)
     cb.set_label("temperature [°C]")
-    head = fig.suptitle("")
+    head = fig.suptitle("", fontsize=10)
+    key = "white lines: " + ", ".join(f"{v:g}" for v in levels) + " °C"
+    if any(f"nerve_{a}" in snapshots for a in SNAPSHOT_PLANES):
+        key += "; cyan: nerves"
     contours: list = []
 
     def draw(f: int) -> None:
@@ -153,7 +156,7 @@ def write_isotherm_animation(
                 cs.set(path_effects=halo)
                 contours.append(cs)
         text = _frame_title(times[f], power[f])
-        head.set_text(f"{title} — {text}" if title else text)
+        head.set_text((f"{title} — {text}" if title else text) + f"\n{key}")
 
     with atomic_path(path) as tmp:
         if mp4:
