@@ -34,3 +34,13 @@ def test_bench_pictures_quick(tmp_path):
     assert res["output_s_pictures_on"] > res["output_s_pictures_off"]
     assert res["plot_3d_first_s"] > 0
     assert (tmp_path / "p.json").stat().st_size > 50
+
+
+def test_bench_vti_quick():
+    path = BENCH.parent / "bench_vti.py"
+    spec = importlib.util.spec_from_file_location("bench_vti", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    res = mod.main(["--quick", "--repeats", "1"])  # also checks each reader reads the other
+    assert res["write_ours_s"] > 0
+    assert res["size_ours_MB"] > 0
