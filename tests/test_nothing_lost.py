@@ -258,12 +258,26 @@ def test_the_next_run_removes_a_killed_checkpoint_write(tmp_path):
     run; other hidden files of the user's are left alone."""
     out = tmp_path / "out"
     out.mkdir()
-    stray = out / ".checkpoint.npz.ab12_x9z.part.npz"
+    stray = out / ".ablasim-tmp.checkpoint.npz.ab12_x9z.part.npz"
     stray.write_bytes(b"half a checkpoint")
     mine = out / ".my-notes.txt"
     mine.write_text("keep", encoding="utf-8")
+    # a user's own file that merely looks like a temporary name stays too
+    theirs = out / ".data.12345678.part.csv"
+    theirs.write_text("keep", encoding="utf-8")
     assert main(["run", str(write(tmp_path)), "--out", str(out), "-q"]) == 0
     assert not stray.exists()
     assert mine.read_text(encoding="utf-8") == "keep"
+    assert theirs.read_text(encoding="utf-8") == "keep"
     assert os.listdir(out)
     assert "report.json" in os.listdir(out)
+
+
+def test_an_output_folder_that_cannot_be_written_is_bad_input_before_the_run(tmp_path, capsys):
+    """A file where the folder should be: exit 2 with one line, before any simulation."""
+    blocker = tmp_path / "out"
+    blocker.write_text("a file, not a folder", encoding="utf-8")
+    assert main(["run", str(write(tmp_path)), "--out", str(blocker), "-q"]) == 2
+    err = capsys.readouterr().err
+    assert "cannot write the output folder" in err
+    assert "Traceback" not in err

@@ -80,7 +80,7 @@ class Run:
 
 def _run(tmp_path_factory, source: str, cutoff: str) -> Run:
     """``ablasim run`` on TINY, catching every figure it saves (through a temporary
-    name beside the target: ``.timeseries.png.<random>.part.png``)."""
+    name beside the target: ``.ablasim-tmp.timeseries.png.<random>.part.png``)."""
     base = tmp_path_factory.mktemp("run")
     path = base / "s.toml"
     path.write_text(TINY.format(source=source, cutoff=cutoff), encoding="utf-8")
@@ -97,7 +97,7 @@ def _run(tmp_path_factory, source: str, cutoff: str) -> Run:
     out = base / "out"
     figures = {}
     for target in ("timeseries.png", "peak_temperature_slices.png"):
-        hits = [f for name, f in saved if name == target or name.startswith(f".{target}.")]
+        hits = [f for name, f in saved if name == target or f".{target}." in name]
         assert len(hits) == 1, (target, [n for n, _ in saved])
         figures[target] = hits[0]
     report = json.loads((out / "report.json").read_text(encoding="utf-8"))

@@ -178,6 +178,7 @@ def test_an_example_can_be_the_base(tmp_path):
         ),
         ('"phase[0].source[0].power_W" = [1]', 'method = "grd"', r"sweep\.method.*grid"),
         ('"phase[3].source[0].power_W" = [1]', "", r"phase\[3\].*1 element"),
+        ('"phase[0].source[0].power_W" = [0.5, 0.5, 1]', "", r"listed twice"),
     ],
     ids=[
         "unknown-key",
@@ -187,6 +188,7 @@ def test_an_example_can_be_the_base(tmp_path):
         "no-samples",
         "method",
         "no-such-phase",
+        "repeated-case",
     ],
 )
 def test_bad_sweep_files_are_clear_errors_before_any_run(tmp_path, capsys, vary, sweep, message):

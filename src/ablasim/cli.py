@@ -700,11 +700,11 @@ def main(argv=None) -> int:
     except AblasimError as exc:
         print(f"ablasim: error: {exc}", file=sys.stderr)
         return EXIT_INPUT
+    except OSError as exc:  # an output folder that cannot be written, a full disk
+        print(f"ablasim: error: {exc}", file=sys.stderr)
+        return EXIT_INPUT
     except KeyboardInterrupt:
-        print(
-            "\nablasim: interrupted; run the same command with --resume to continue",
-            file=sys.stderr,
-        )
+        print("\nablasim: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
 
 

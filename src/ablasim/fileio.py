@@ -52,7 +52,9 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     suffix = "".join(path.suffixes)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part" + suffix, dir=path.parent)
+    fd, tmp = tempfile.mkstemp(
+        prefix=f".ablasim-tmp.{path.name}.", suffix=".part" + suffix, dir=path.parent
+    )
     os.close(fd)
     tmp = Path(tmp)
     # mkstemp creates the file 0600; give the final file the usual 0666 & ~umask

@@ -227,8 +227,9 @@ class Table:
         """A finite number in range (checked in the file's unit), times ``scale``."""
         kind = "integer" if integer else "number"
         self._log(key, kind, default, gt=gt, min=min, max=max, hint=hint)
+        absent = key not in self.data  # the default as given: not scaled or checked
         v = self._raw(key, default)
-        if v is None or v is default:
+        if v is None or absent:
             return v
         if not _is_number(v):
             self.error(key, f"must be a number, got {v!r}{hint}")
@@ -249,8 +250,9 @@ class Table:
     def vector(self, key, default=MISSING, *, n=3, positive=False, nonzero=False, scale=1.0):
         """A list of ``n`` finite numbers, times ``scale``."""
         self._log(key, "vector", default, gt=0 if positive else None, n=n)
+        absent = key not in self.data  # the default as given: not scaled or checked
         v = self._raw(key, default)
-        if v is None or v is default:
+        if v is None or absent:
             return v
         if not (isinstance(v, list) and len(v) == n and all(_is_number(x) for x in v)):
             self.error(key, f"must be a list of {n} numbers, got {v!r}")
@@ -273,8 +275,9 @@ class Table:
         return self._string(key, default, choices=choices)
 
     def _string(self, key, default=MISSING, *, choices=None):
+        absent = key not in self.data  # the default as given: not scaled or checked
         v = self._raw(key, default)
-        if v is None or v is default:
+        if v is None or absent:
             return v
         if not isinstance(v, str):
             self.error(key, f"must be a string, got {v!r}")
@@ -286,8 +289,9 @@ class Table:
 
     def boolean(self, key, default=MISSING):
         self._log(key, "boolean", default)
+        absent = key not in self.data  # the default as given: not scaled or checked
         v = self._raw(key, default)
-        if v is None or v is default:
+        if v is None or absent:
             return v
         if not isinstance(v, bool):
             self.error(key, f"must be true or false, got {v!r}")
@@ -297,8 +301,9 @@ class Table:
     def file(self, key, default=MISSING) -> Path | None:
         """A file name, resolved against ``base_dir``; a missing file is a problem."""
         self._log(key, "file", default)
+        absent = key not in self.data  # the default as given: not scaled or checked
         v = self._string(key, default)
-        if v is None or v is default:
+        if v is None or absent:
             return v
         p = Path(v)
         if not p.is_absolute():

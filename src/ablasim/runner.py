@@ -44,9 +44,10 @@ CHECKPOINT_NAME = ".checkpoint.npz"
 #: Hidden folder inside the output folder where a run's files are written before they
 #: are moved into place together.
 STAGING_NAME = ".ablasim-staging"
-#: Names of the temporary files of :func:`~ablasim.fileio.atomic_path` (``.NAME.XXXXXXXX.part``
-#: and the target's suffixes), which a killed run may leave.
-_TEMP_FILE = re.compile(r"\..+\.[A-Za-z0-9_]{8}\.part(\.[^.]+)*")
+#: Names of the temporary files of :func:`~ablasim.fileio.atomic_path`
+#: (``.ablasim-tmp.NAME.XXXXXXXX.part`` and the target's suffixes), which a killed run may
+#: leave; the prefix keeps a user's own hidden files out of the match.
+_TEMP_FILE = re.compile(r"\.ablasim-tmp\..+\.[A-Za-z0-9_]{8}\.part(\.[^.]+)*")
 
 
 @dataclass(frozen=True)
@@ -112,6 +113,16 @@ def run_scenario(
     t_built = time.perf_counter()
     for sentence in built.warnings if on_warning is not None else ():
         on_warning(sentence)
+    try:  # before the simulation, not at its first checkpoint or its end
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / f".ablasim-tmp.write-check.{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise ScenarioError(
+            f"cannot write the output folder {str(out)!r}: {exc.strerror or exc}; choose "
+            "another --out"
+        ) from None
     _remove_leftovers(out)
     if _wants_pictures(sc):
         # import matplotlib while the kernels run (they release the GIL): ~0.8 s saved

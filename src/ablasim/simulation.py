@@ -186,6 +186,7 @@ def simulate(
         [(t.name, t.position, t.cutoff) for t in tcs],
         [limits.hot_C, limits.cold_C],
         list(shutdown.thresholds()),
+        sample_interval,
     ]
     fingerprint = checkpoints.fingerprint(model, phases, dts, extra) if ckpt else ""
     resumed_from = None

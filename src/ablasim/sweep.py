@@ -281,6 +281,14 @@ def make_sweep(
     for v in values:
         data_v, invalid = _case_data(dict(base_data), v, Path(base_dir), errors)
         cases.append(Case(run_id(v), v, data_v, invalid))
+    seen: dict[str, dict] = {}
+    for case in cases:
+        if case.run_id in seen:
+            errors.append(
+                f"the case {case.values} is listed twice (as {seen[case.run_id]}); each "
+                "combination of values runs once: remove the repeated value"
+            )
+        seen.setdefault(case.run_id, case.values)
     if errors:
         raise ScenarioError(format_errors(sorted(set(errors)), str(path)))
     if keys is None:
