@@ -288,6 +288,13 @@ def test_a_sweep_on_local_processes_writes_the_table_and_a_bad_value_is_an_error
     assert main(["sweep", str(path), "--out", str(out), "--workers", "2", "-q"]) == 0
     assert "0 run now, 6 already done" in capsys.readouterr().out
     assert without_wall(rows_of(out)) == without_wall(rows)
+    # an edited base scenario is a new sweep: every run again, none of the old rows kept
+    base = tmp_path / "base.toml"
+    base.write_text(base.read_text().replace("radius_mm = 4", "radius_mm = 5"))
+    assert main(["sweep", str(path), "--out", str(out), "--workers", "2", "-q"]) == 0
+    again = rows_of(out)
+    assert len(again) == 6
+    assert not {r["run_id"] for r in again} & {r["run_id"] for r in rows}
 
 
 def test_a_dask_local_cluster_gives_the_same_table_as_local_processes(tmp_path):

@@ -115,11 +115,17 @@ class Sweep:
     cases: tuple[Case, ...]
 
 
-def run_id(values: Mapping[str, Any]) -> str:
-    """A short hash of the sorted ``path=value`` pairs: the same values, the same id
-    (so a restarted sweep recognises its finished runs)."""
-    text = json.dumps(sorted((str(k), _plain(v)) for k, v in values.items()))
+def run_id(values: Mapping[str, Any], base: str = "") -> str:
+    """A short hash of the sorted ``path=value`` pairs and of the base scenario's data
+    (``base``, a digest): the same values on the same base, the same id, so a restarted
+    sweep recognises its finished runs, and an edited base scenario runs them again."""
+    text = json.dumps([base, sorted((str(k), _plain(v)) for k, v in values.items())])
     return hashlib.sha1(text.encode()).hexdigest()[:12]
+
+
+def _digest(data: Mapping) -> str:
+    """A digest of a scenario's raw TOML data (the files it names are not read)."""
+    return hashlib.sha1(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def _plain(v):
@@ -278,9 +284,10 @@ def make_sweep(
     errors = Errors()
     cases = []
     values = [dict(v) for v in values]
+    base_digest = _digest(base_data)
     for v in values:
         data_v, invalid = _case_data(dict(base_data), v, Path(base_dir), errors)
-        cases.append(Case(run_id(v), v, data_v, invalid))
+        cases.append(Case(run_id(v, base_digest), v, data_v, invalid))
     seen: dict[str, dict] = {}
     for case in cases:
         if case.run_id in seen:
