@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from ablasim.cli import main
+from ablasim.runner import MANIFEST_NAME
 
 # 2 mm vertebra, 0.5 s steps (the stable step here is about 4 s): 5 s of simulated time
 # is exactly 10 steps. The default checkpoint interval (60 s of wall time) is kept, so
@@ -250,7 +251,8 @@ def test_a_run_killed_while_writing_leaves_no_half_set(tmp_path, where):
     assert json.loads((out / "report.json").read_text(encoding="utf-8"))["phases"][0][
         "energy_J"
     ] == pytest.approx(3.0 * 40, rel=1e-9)
-    assert sorted(p.name for p in out.iterdir() if p.name.startswith(".")) == []
+    # only the list of the files this run published stays hidden beside them
+    assert sorted(p.name for p in out.iterdir() if p.name.startswith(".")) == [MANIFEST_NAME]
 
 
 def test_the_next_run_removes_a_killed_checkpoint_write(tmp_path):
@@ -281,3 +283,19 @@ def test_an_output_folder_that_cannot_be_written_is_bad_input_before_the_run(tmp
     err = capsys.readouterr().err
     assert "cannot write the output folder" in err
     assert "Traceback" not in err
+
+
+def test_files_of_an_earlier_run_that_this_run_does_not_write_are_removed(tmp_path):
+    """A run with vti = false into the folder of one that wrote fields.vti: the old
+    fields must not sit beside the new report (``ablasim plot`` would mix them)."""
+    out = tmp_path / "out"
+    assert main(["run", str(write(tmp_path)), "--out", str(out), "-q"]) == 0
+    assert (out / "fields.vti").exists()
+    mine = out / "notes.txt"  # a user's own file is never touched
+    mine.write_text("keep", encoding="utf-8")
+    text = SCENARIO.replace("pictures = false", "pictures = false\nvti = false")
+    assert main(["run", str(write(tmp_path, text)), "--out", str(out), "-q"]) == 0
+    assert not (out / "fields.vti").exists()
+    assert not (out / "fields.ctbl").exists()
+    assert (out / "report.json").exists()
+    assert mine.read_text(encoding="utf-8") == "keep"

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import json
 import os
 import re
 import shutil
@@ -44,6 +45,9 @@ CHECKPOINT_NAME = ".checkpoint.npz"
 #: Hidden folder inside the output folder where a run's files are written before they
 #: are moved into place together.
 STAGING_NAME = ".ablasim-staging"
+#: The files the last run published in its output folder (removed by the next run when
+#: it does not write them again).
+MANIFEST_NAME = ".ablasim-files.json"
 #: Names of the temporary files of :func:`~ablasim.fileio.atomic_path`
 #: (``.ablasim-tmp.NAME.XXXXXXXX.part`` and the target's suffixes), which a killed run may
 #: leave; the prefix keeps a user's own hidden files out of the match.
@@ -197,12 +201,30 @@ def _remove_leftovers(out: Path) -> None:
                 f.unlink()
 
 
+def _published(out: Path) -> list[str]:
+    """The files the previous run published in ``out`` (none for older runs)."""
+    try:
+        names = json.loads((out / MANIFEST_NAME).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    # only plain names of files inside ``out``: never a path that leaves it
+    return [n for n in names if isinstance(n, str) and "/" not in n and n not in ("", ".", "..")]
+
+
 def _publish(stage: Path, out: Path, files: list[Path]) -> list[Path]:
     """Move the staged ``files`` (the first is report.json) into ``out``: the old
     report.json goes first, the new one last, so a report.json in ``out`` always has
-    its whole set beside it. Returns the files' new paths."""
+    its whole set beside it. Files the previous run published there (listed in
+    :data:`MANIFEST_NAME`) that this run does not write are removed, so an old
+    ``fields.vti`` never sits beside a new report. Returns the files' new paths."""
     moved = [out / f.relative_to(stage) for f in files]
+    names = [m.relative_to(out).as_posix() for m in moved]
     (out / "report.json").unlink(missing_ok=True)
+    for old in set(_published(out)) - set(names):
+        with contextlib.suppress(OSError):
+            (out / old).unlink()
+    with atomic_write(out / MANIFEST_NAME) as fh:
+        fh.write(json.dumps(names, indent=1) + "\n")
     for src, dst in [*zip(files[1:], moved[1:], strict=True), (files[0], moved[0])]:
         dst.parent.mkdir(parents=True, exist_ok=True)
         os.replace(src, dst)
