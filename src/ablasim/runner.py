@@ -48,9 +48,9 @@ STAGING_NAME = ".ablasim-staging"
 #: The files the last run published in its output folder (removed by the next run when
 #: it does not write them again).
 MANIFEST_NAME = ".ablasim-files.json"
-#: Names of the temporary files of :func:`~ablasim.fileio.atomic_path`
-#: (``.ablasim-tmp.NAME.XXXXXXXX.part`` and the target's suffixes), which a killed run may
-#: leave; the prefix keeps a user's own hidden files out of the match.
+#: Names of the temporary files of :func:`~ablasim.fileio.atomic_path`:
+#: ``.ablasim-tmp.<name>.<8 random characters>.part`` and the target's suffixes, which a
+#: killed run may leave; the prefix keeps a user's own hidden files out of the match.
 _TEMP_FILE = re.compile(r"\.ablasim-tmp\..+\.[A-Za-z0-9_]{8}\.part(\.[^.]+)*")
 
 

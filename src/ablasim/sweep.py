@@ -36,6 +36,7 @@ import multiprocessing
 import os
 import time
 import tomllib
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
@@ -466,7 +467,7 @@ def read_table(out_dir: str | Path) -> list[dict]:
 # -- where runs execute ---------------------------------------------------------------------
 
 
-class Backend:
+class Backend(ABC):
     """Where runs execute: ``submit(fn, *args)`` returns a future; ``wait_first(futures)``
     returns ``(done, not_done)`` once at least one is done; ``close()``. Made by
     :func:`make_backend`; local processes and Dask behave the same behind it. A future
@@ -476,14 +477,17 @@ class Backend:
     workers: int = 1
     description: str = ""
 
-    def submit(self, fn: Callable, *args):  # pragma: no cover - interface
-        raise NotImplementedError
+    @abstractmethod
+    def submit(self, fn: Callable, *args):
+        """Start ``fn(*args)`` on a worker; returns its future."""
 
-    def wait_first(self, futures) -> tuple[set, set]:  # pragma: no cover - interface
-        raise NotImplementedError
+    @abstractmethod
+    def wait_first(self, futures) -> tuple[set, set]:
+        """``(done, not_done)`` once at least one of ``futures`` is done."""
 
-    def close(self) -> None:  # pragma: no cover - interface
-        pass
+    @abstractmethod
+    def close(self) -> None:
+        """Stop the workers."""
 
 
 class LocalBackend(Backend):

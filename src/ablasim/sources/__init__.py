@@ -13,7 +13,7 @@ over :data:`SOURCES`.
 
 from __future__ import annotations
 
-from .base import BoundSource, HeldTemperature, MaterialChange, Needle, Source
+from .base import BoundSource, HeldTemperature, MaterialChange, Needle, ScaledBoundSource, Source
 from .registry import (
     PLANNED_KINDS,
     SOURCES,
@@ -37,6 +37,7 @@ __all__ = [
     "MicrowaveSource",
     "Needle",
     "RFSource",
+    "ScaledBoundSource",
     "Source",
     "VolumetricSource",
     "read_source",

@@ -18,7 +18,7 @@ A heat source is one module of this package holding two classes:
   ``material()``       voxels that become another tissue when the phase starts
                        (cement replaces tissue)
   ``deposit(Q, T, t)`` add its power density [W/m^3] at time ``t`` into ``Q``
-  ``advance(T, t)``    with ``scaled``: the power [W] whose heating is
+  ``advance(T, t)``    a :class:`ScaledBoundSource`: the power [W] whose heating is
                        ``power * unit_heating`` (an RF probe between potential solves)
   ``held(t)``          voxels held at a temperature at time ``t`` (a probe wall)
   ``state()``          its own state for a checkpoint, arrays included
@@ -63,6 +63,7 @@ __all__ = [
     "MaterialChange",
     "Needle",
     "Param",
+    "ScaledBoundSource",
     "Source",
     "check_params",
     "needle_problems",
@@ -167,13 +168,8 @@ class BoundSource:
     name: str = "source"
     #: The heating depends on neither time nor temperature: deposited once per phase.
     static: bool = False
-    #: The heating is ``advance(T, t) * unit_heating``: the step kernel forms it on the
-    #: fly (no grid-sized ``Q`` rebuilt every step) when this is the phase's only
-    #: changing source.
+    #: A :class:`ScaledBoundSource` (heating = ``advance(T, t) * unit_heating``).
     scaled: bool = False
-    #: With ``scaled``: the heating per watt [1/m^3], interior shape, finite; read again
-    #: after every ``advance``.
-    unit_heating: np.ndarray | None = None
 
     def material(self) -> MaterialChange | None:
         """Voxels that become another material when the phase starts, or None."""
@@ -186,11 +182,6 @@ class BoundSource:
         deposited in tissue [W] (negative for a source that draws heat).
         """
         return 0.0
-
-    def advance(self, T: np.ndarray, t: float) -> float:
-        """With ``scaled``: step the source to ``t`` and return its power [W] (>= 0);
-        the heating is that power times ``unit_heating``."""
-        raise NotImplementedError(f"{type(self).__name__} is not a scaled source")
 
     def held(self, t: float) -> HeldTemperature | None:
         """Voxels held at a temperature at time ``t``, or None.
@@ -226,6 +217,22 @@ class BoundSource:
         "detail": "a sentence"}`` (more keys allowed), ``t`` since the phase start [s]
         as every hook's. Kept in :meth:`state`, so a resumed run reports the same."""
         return []
+
+
+class ScaledBoundSource(BoundSource, ABC):
+    """A bound source whose heating is its power times a map that changes only now and
+    then (an RF probe between potential solves). When it is the phase's only changing
+    source, the step kernel forms the heating on the fly from ``unit_heating`` and the
+    power :meth:`advance` returns, instead of a grid-sized ``Q`` rebuilt every step."""
+
+    scaled = True
+    #: The heating per watt [1/m^3], interior shape, finite; read again after every
+    #: :meth:`advance`.
+    unit_heating: np.ndarray
+
+    @abstractmethod
+    def advance(self, T: np.ndarray, t: float) -> float:
+        """Step the source to ``t``; its power [W] (>= 0)."""
 
 
 # -- declared parameters --------------------------------------------------------------------

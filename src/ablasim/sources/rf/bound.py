@@ -28,7 +28,7 @@ from ...solvers.potential import (
     max_relative_change,
     weighted_relative_change,
 )
-from ..base import BoundSource, HeldTemperature, Source, needle_problems
+from ..base import HeldTemperature, ScaledBoundSource, Source, needle_problems
 from .electrodes import place_electrodes
 from .generator import Generator
 
@@ -50,7 +50,7 @@ def _add_scaled(Q, a, q):  # pragma: no cover - compiled
                 Q[i, j, k] += a * q[i, j, k]
 
 
-class BoundRF(BoundSource):
+class BoundRF(ScaledBoundSource):
     """An :class:`~ablasim.sources.rf.RFSource` bound to a model (see
     :mod:`ablasim.sources.base`): its heating is the generator's power times the last
     potential solve's heating per watt (``scaled``).
