@@ -373,6 +373,8 @@ def build_report(
             "tumour_coverage_fraction": _r(z.tumour_coverage_fraction, 4),
             "tumour_volume_ml": _r(z.tumour_volume_ml, 4),
         },
+        "sections": list(result.sections),
+        **{name: _rounded(sec) for name, sec in result.sections.items()},
         "thermocouples": {
             t.name: {
                 "position_mm": [_r(v * 1e3, 2) for v in t.position],
@@ -393,6 +395,37 @@ def build_report(
         "assumptions": assumptions(result, z.criterion, source_assumptions),
         "notes": list(notes),
     }
+
+
+def _rounded(x: Any) -> Any:
+    """A source's report section with its floats rounded (6 significant digits) and
+    non-finite ones as null."""
+    if isinstance(x, dict):
+        return {k: _rounded(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [_rounded(v) for v in x]
+    if isinstance(x, float | np.floating):
+        return float(f"{x:.6g}") if math.isfinite(x) else None
+    if isinstance(x, np.integer):
+        return int(x)
+    return x
+
+
+def _section_lines(name: str, sec: dict[str, Any]) -> list[str]:
+    """A source's report section as text: a heading, then ``key: value`` lines (nested
+    tables indented)."""
+
+    def lines(d: dict[str, Any], indent: str) -> list[str]:
+        out = []
+        for k, v in d.items():
+            if isinstance(v, dict):
+                out.append(f"{indent}{k}:")
+                out += lines(v, indent + "  ")
+            else:
+                out.append(f"{indent}{k}: {_value(v)}")
+        return out
+
+    return [name.replace("_", " ").capitalize(), *lines(sec, "  "), ""]
 
 
 def _event_row(e: dict[str, Any]) -> dict[str, Any]:
@@ -679,6 +712,8 @@ def render_text(report: dict[str, Any]) -> str:
         )
     )
     lines.append("")
+    for name in report.get("sections", []):
+        lines += _section_lines(name, report[name])
     if report["thermocouples"]:
         lines.append("Thermocouples")
         for n, t in report["thermocouples"].items():

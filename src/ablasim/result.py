@@ -110,6 +110,9 @@ class Result:
         sentence), ``phase`` (its name), and per kind more keys (a cut-off:
         ``thermocouples``, ``sources``, ``planned_s``, ``delivered_s``,
         ``fraction_of_time``, ``energy_J``, ``planned_energy_J``, ``fraction_of_energy``).
+    sections : dict name -> dict
+        Report sections of the sources' own (:meth:`~ablasim.sources.BoundSource.section`,
+        e.g. ``"cement"``), and ``"iceball"`` when tissue froze or a source drew heat.
     """
 
     model: Model
@@ -129,6 +132,7 @@ class Result:
     phases: list[PhaseSummary]
     timing: dict = field(default_factory=dict)
     events: list[dict] = field(default_factory=list)
+    sections: dict[str, dict] = field(default_factory=dict)
 
     def temperature_at(self, points, *, field: str = "temperature") -> np.ndarray:
         """A final field at world points [m] by trilinear interpolation.

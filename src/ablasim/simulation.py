@@ -216,6 +216,7 @@ def simulate(
         snapshots.start(st)
         observers += (snapshots,)
     liquidus = max(m.liquidus_C for m in materials.values())
+    starts = [sum(ph.duration for ph in phases[:q]) for q in range(len(phases))]
     face_min = _coldest_face(model)
     steps0 = st.total_steps  # steps already done before a resume
     wall0 = last_ckpt = time.perf_counter()
@@ -231,7 +232,15 @@ def simulate(
             if len(st.phase_energy) <= p:
                 st.phase_energy.append(0.0)
                 st.phase_cutoff.append(None)
-            srcs = bound[p] if st.phase_cutoff[p] is None else []
+            # its sources (those that last only, after a cut-off), and the lasting
+            # sources of earlier phases, each with its time offset to this phase's start
+            active = [
+                (b, starts[p] - starts[q])
+                for q in range(p + 1)
+                for b in bound[q]
+                if b.lasting or (q == p and st.phase_cutoff[p] is None)
+            ]
+            srcs = [b for b, _ in active]
             # the phase starts: its model; when it really starts, its new materials
             stepper.set_materials(materials[id(models[p])])
             if st.step == 0:
@@ -240,14 +249,14 @@ def simulate(
                 st.phase_change = bool(
                     face_min < liquidus or (_interior(stepper.T) < liquidus).any()
                 )
-            held = _Held(srcs, stepper)
+            held = _Held(active, stepper)
             if held.update(st.step * dt_p) < liquidus:
                 st.phase_change = True
             stepper.clamp()
             heating = _Heating(
-                srcs, models[p].thermal_fields.Q_met, _interior(stepper.T), st.step * dt_p
+                active, models[p].thermal_fields.Q_met, _interior(stepper.T), st.step * dt_p
             )
-            t_phase0 = sum(ph.duration for ph in phases[:p])
+            t_phase0 = starts[p]
             while st.step < n_steps[p]:
                 clean = not heating.dynamic  # a changing source moves on in heating.at
                 power, Q, P, p_scale = heating.at(_interior(stepper.T), st.step * dt_p)
@@ -487,9 +496,10 @@ def _change_material(stepper: Stepper, model: Model, change: MaterialChange) -> 
 
 class _Held:
     """The voxels a phase's sources hold, asked at every step; the stepper re-indexes
-    only when the set changes (a source returns another object than last time)."""
+    only when the set changes (a source returns another object than last time).
+    ``sources``: (bound source, offset [s] of this phase's start from its own)."""
 
-    def __init__(self, sources: Sequence[BoundSource], stepper: Stepper):
+    def __init__(self, sources: Sequence[tuple[BoundSource, float]], stepper: Stepper):
         self.sources = sources
         self.stepper = stepper
         self.last: tuple | None = None
@@ -498,7 +508,7 @@ class _Held:
     def update(self, t: float) -> float:
         """Ask the sources at ``t`` [s since the phase start]; the lowest temperature of
         a changed hold [°C] (inf when nothing changed or nothing is held)."""
-        now = tuple(b.held(t) for b in self.sources)
+        now = tuple(b.held(t + off) for b, off in self.sources)
         last = self.last
         if last is not None and all(a is b for a, b in zip(now, last, strict=True)):
             return math.inf
@@ -521,14 +531,19 @@ class _Held:
 
 class _Heating:
     """A phase's heating: the static sources deposited once, then each step one scaled
-    source's power (the kernel forms power x map) or the others deposited into ``Q``."""
+    source's power (the kernel forms power x map) or the others deposited into ``Q``.
+    ``sources``: (bound source, offset [s] of this phase's start from its own)."""
 
-    def __init__(self, sources: Sequence[BoundSource], Q_met: np.ndarray, T: np.ndarray, t):
+    def __init__(
+        self, sources: Sequence[tuple[BoundSource, float]], Q_met: np.ndarray, T: np.ndarray, t
+    ):
         self.Q_static = Q_met.copy()
-        self.static_power = sum(b.deposit(self.Q_static, T, t) for b in sources if b.static)
-        self.dynamic = [b for b in sources if not b.static]
+        self.static_power = sum(
+            b.deposit(self.Q_static, T, t + off) for b, off in sources if b.static
+        )
+        self.dynamic = [(b, off) for b, off in sources if not b.static]
         d = self.dynamic
-        self.scaled = d[0] if len(d) == 1 and d[0].scaled else None
+        self.scaled = d[0] if len(d) == 1 and d[0][0].scaled else None
         self.static_zero = not self.Q_static.any()
         self.Q = np.empty_like(Q_met) if d and self.scaled is None else None
 
@@ -537,14 +552,15 @@ class _Heating:
         phase start] and temperature ``T`` (interior)."""
         power = self.static_power
         if self.scaled is not None:
+            b, off = self.scaled
             # a power below zero heats nothing (as deposit() adds nothing)
-            p = max(float(self.scaled.advance(T, t)), 0.0)
+            p = max(float(b.advance(T, t + off)), 0.0)
             Q = None if self.static_zero else self.Q_static
-            return power + p, Q, self.scaled.unit_heating, p
+            return power + p, Q, b.unit_heating, p
         if self.dynamic:
             self.Q[...] = self.Q_static
-            for b in self.dynamic:
-                power += b.deposit(self.Q, T, t)
+            for b, off in self.dynamic:
+                power += b.deposit(self.Q, T, t + off)
             return power, self.Q, None, 0.0
         return power, self.Q_static, None, 0.0
 
@@ -636,7 +652,20 @@ def _result(model, phases, st, tcs, nerves, limits, n_steps, dts, timing, bound)
         phases=summaries,
         timing=timing,
         events=events,
+        sections=_sections(bound),
     )
+
+
+def _sections(bound) -> dict[str, dict]:
+    """The sources' own report sections, merged per section name and class
+    (:meth:`BoundSource.merge_sections`)."""
+    parts: dict[str, tuple[type, list]] = {}
+    for bs in bound:
+        for b in bs:
+            if (sec := b.section()) is not None:
+                name, content = sec
+                parts.setdefault(name, (type(b), []))[1].append(content)
+    return {name: cls.merge_sections(items) for name, (cls, items) in parts.items()}
 
 
 def _events(phases, bound, st, tcs, tc_arr, limits) -> list[dict]:

@@ -26,11 +26,15 @@ A heat source is one module of this package holding two classes:
   ``telemetry()``      numbers for each sample of the time series
   ``timing()``         where its own time went, for the report
   ``events()``         what it did that changed the treatment (a generator pause)
+  ``section()``        a section of the report of its own (the cement's), merged over
+                       the sources of its class by ``merge_sections``
   ===================  ===============================================================
 
 ``t`` is always the time since the start of the source's phase [s]. A source whose
 heating depends on neither time nor temperature sets ``static = True`` and is deposited
-once per phase.
+once per phase. A source with ``lasting = True`` keeps acting after its phase, for the
+rest of the run, and no cut-off switches it off (cement goes on curing, whatever the
+operator does); its ``t`` keeps counting from its own phase's start.
 
 Validation happens once, in the description's ``__post_init__``, from the rules declared
 on its fields with :func:`param` (scenario key, unit, range, choices) plus the source's
@@ -170,6 +174,9 @@ class BoundSource:
     static: bool = False
     #: A :class:`ScaledBoundSource` (heating = ``advance(T, t) * unit_heating``).
     scaled: bool = False
+    #: Keeps acting (heating, held voxels, telemetry) in the phases after its own, and
+    #: is never switched off by a cut-off: a process that, once started, runs on.
+    lasting: bool = False
 
     def material(self) -> MaterialChange | None:
         """Voxels that become another material when the phase starts, or None."""
@@ -217,6 +224,19 @@ class BoundSource:
         "detail": "a sentence"}`` (more keys allowed), ``t`` since the phase start [s]
         as every hook's. Kept in :meth:`state`, so a resumed run reports the same."""
         return []
+
+    def section(self) -> tuple[str, dict[str, Any]] | None:
+        """A section of ``report.json`` of its own: ``(name, JSON-able dict)``, e.g.
+        ``("cement", {"volume_ml": 4.0, ...})``, or None. Built from what the source
+        kept while it ran (so it must be in :meth:`state` for a resumed run)."""
+        return None
+
+    @classmethod
+    def merge_sections(cls, parts: list[dict[str, Any]]) -> dict[str, Any]:
+        """One section from the sections of several bound sources of this class that
+        share a name (a run with two cement injections). Default: the only one, or
+        ``{"sources": parts}``; override to combine them."""
+        return parts[0] if len(parts) == 1 else {"sources": parts}
 
 
 class ScaledBoundSource(BoundSource, ABC):
