@@ -46,17 +46,23 @@ CASES = {
         },
         ("active_length_mm", -2.0),
     ),
+    "cement": (
+        {"volume_ml": 0.2, "center_mm": [0, 0, 0], "mixing_to_injection_min": 8},
+        ("injection_C", 45.0),
+    ),
 }
 KINDS = sorted(CASES)
+#: Kinds that need another tissue than muscle in the small model (cement fills bone).
+TISSUE = {"cement": "cancellous_bone"}
 
 
 def _table(kind, **change):
     return {"kind": kind, **CASES[kind][0], **change}
 
 
-def _model():
+def _model(kind=None):
     grid = ab.Grid((20, 20, 24), 1e-3, origin=(-9.5e-3, -9.5e-3, -11.5e-3))
-    return ab.Model.uniform(grid, "muscle")
+    return ab.Model.uniform(grid, TISSUE.get(kind, "muscle"))
 
 
 def test_every_shipped_kind_has_a_case():
@@ -98,7 +104,7 @@ def test_an_unknown_key_is_named_with_the_nearest_one(kind):
 def test_what_the_rest_of_the_package_asks(kind):
     cls = SOURCES[kind]
     src = read_source(_table(kind), path=PATH)
-    model = _model()
+    model = _model(kind)
     assert cls.summary
     assert cls.keys_help
     assert all(len(line) <= 70 for line in cls.keys_help.splitlines())
@@ -114,7 +120,7 @@ def test_what_the_rest_of_the_package_asks(kind):
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_bound_hooks_return_what_the_protocol_declares(kind):
-    model = _model()
+    model = _model(kind)
     bound = read_source(_table(kind), path=PATH).bind(model)
     assert isinstance(bound, BoundSource)
     T = np.full(tuple(n + 2 for n in model.grid.shape), 37.0)[1:-1, 1:-1, 1:-1]
@@ -144,7 +150,7 @@ def test_bound_hooks_return_what_the_protocol_declares(kind):
 def test_checkpoint_and_resume_is_bit_identical(kind, tmp_path, monkeypatch, interrupt_after):
     """A run interrupted mid-phase and resumed gives exactly the uninterrupted result,
     the source's own state included."""
-    model = _model()
+    model = _model(kind)
 
     def run(**kw):
         src = read_source(_table(kind), path=PATH)

@@ -26,7 +26,7 @@ from .protocol import Limits, Phase, Thermocouple
 from .result import PhaseSummary, Result
 from .simulation import simulate
 from .solvers import Boundary, FaceCondition
-from .sources import MicrowaveSource, RFSource, Source, VolumetricSource
+from .sources import CementSource, MicrowaveSource, RFSource, Source, VolumetricSource
 from .tissues import TissueLibrary
 
 __version__ = "0.1.0"
@@ -34,6 +34,7 @@ __version__ = "0.1.0"
 __all__ = [
     "AblasimError",
     "Boundary",
+    "CementSource",
     "FaceCondition",
     "Grid",
     "Limits",

@@ -4,7 +4,8 @@
   box, label or map;
 * ``microwave`` (:class:`MicrowaveSource`) - an interstitial antenna at 915 MHz or
   2.45 GHz (SAR surrogate on the tissues' dielectric attenuation) or a SAR map;
-* ``rf`` (:class:`RFSource`) - electrodes, the quasi-static potential, the generator.
+* ``rf`` (:class:`RFSource`) - electrodes, the quasi-static potential, the generator;
+* ``cement`` (:class:`CementSource`) - PMMA bone cement: its cure heat, its fill, leaks.
 
 A new kind is a module with a :class:`Source` subclass decorated with :func:`register`;
 the scenario reader, the report, the command line's help and ``ablasim compile`` loop
@@ -24,6 +25,7 @@ from .registry import (
 )
 
 # the built-in kinds register themselves on import
+from .cement import CementSource  # isort: skip
 from .microwave import MicrowaveSource  # isort: skip
 from .rf import RFSource  # isort: skip
 from .volumetric import VolumetricSource  # isort: skip
@@ -32,6 +34,7 @@ __all__ = [
     "PLANNED_KINDS",
     "SOURCES",
     "BoundSource",
+    "CementSource",
     "HeldTemperature",
     "MaterialChange",
     "MicrowaveSource",
