@@ -50,10 +50,22 @@ CASES = {
         {"volume_ml": 0.2, "center_mm": [0, 0, 0], "mixing_to_injection_min": 8},
         ("injection_C", 45.0),
     ),
+    "protection": (
+        {
+            "fluid": "co2",
+            "fills": "muscle",
+            "near": "nerve",
+            "thickness_mm": 2,
+            "facing_mm": [0, 0, 0],
+        },
+        ("thickness_mm", -1.0),
+    ),
 }
 KINDS = sorted(CASES)
 #: Kinds that need another tissue than muscle in the small model (cement fills bone).
 TISSUE = {"cement": "cancellous_bone"}
+#: Kinds that need a nerve in the small model (a protective layer lies next to one).
+WITH_NERVE = {"protection"}
 
 
 def _table(kind, **change):
@@ -62,7 +74,12 @@ def _table(kind, **change):
 
 def _model(kind=None):
     grid = ab.Grid((20, 20, 24), 1e-3, origin=(-9.5e-3, -9.5e-3, -11.5e-3))
-    return ab.Model.uniform(grid, TISSUE.get(kind, "muscle"))
+    model = ab.Model.uniform(grid, TISSUE.get(kind, "muscle"))
+    if kind in WITH_NERVE:  # a nerve 3 mm across along z at x = y = -5 mm
+        x, y, _ = grid.mesh()
+        nerve = np.broadcast_to(np.hypot(x + 5e-3, y + 5e-3) <= 1.5e-3, grid.shape)
+        model = model.with_material(np.flatnonzero(nerve), tissue="nerve", structure="nerve")
+    return model
 
 
 def test_every_shipped_kind_has_a_case():

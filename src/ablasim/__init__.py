@@ -26,7 +26,14 @@ from .protocol import Limits, Phase, Thermocouple
 from .result import PhaseSummary, Result
 from .simulation import simulate
 from .solvers import Boundary, FaceCondition
-from .sources import CementSource, MicrowaveSource, RFSource, Source, VolumetricSource
+from .sources import (
+    CementSource,
+    MicrowaveSource,
+    ProtectionSource,
+    RFSource,
+    Source,
+    VolumetricSource,
+)
 from .tissues import TissueLibrary
 
 __version__ = "0.1.0"
@@ -44,6 +51,7 @@ __all__ = [
     "Phantom",
     "Phase",
     "PhaseSummary",
+    "ProtectionSource",
     "RFSource",
     "Result",
     "ScenarioError",

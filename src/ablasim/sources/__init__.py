@@ -6,6 +6,8 @@
   2.45 GHz (SAR surrogate on the tissues' dielectric attenuation) or a SAR map;
 * ``rf`` (:class:`RFSource`) - electrodes, the quasi-static potential, the generator;
 * ``cement`` (:class:`CementSource`) - PMMA bone cement: its cure heat, its fill, leaks.
+* ``protection`` (:class:`ProtectionSource`) - a CO₂ or saline layer between the target
+  and a nerve (no heat of its own: a new material, held if circulating).
 
 A new kind is a module with a :class:`Source` subclass decorated with :func:`register`;
 the scenario reader, the report, the command line's help and ``ablasim compile`` loop
@@ -27,6 +29,7 @@ from .registry import (
 # the built-in kinds register themselves on import
 from .cement import CementSource  # isort: skip
 from .microwave import MicrowaveSource  # isort: skip
+from .protection import ProtectionSource  # isort: skip
 from .rf import RFSource  # isort: skip
 from .volumetric import VolumetricSource  # isort: skip
 
@@ -39,6 +42,7 @@ __all__ = [
     "MaterialChange",
     "MicrowaveSource",
     "Needle",
+    "ProtectionSource",
     "RFSource",
     "ScaledBoundSource",
     "Source",
