@@ -5,6 +5,8 @@
 * ``microwave`` (:class:`MicrowaveSource`) - an interstitial antenna at 915 MHz or
   2.45 GHz (SAR surrogate on the tissues' dielectric attenuation) or a SAR map;
 * ``rf`` (:class:`RFSource`) - electrodes, the quasi-static potential, the generator;
+* ``cryo`` (:class:`CryoSource`) - cryoprobes whose walls follow a freeze / thaw / off
+  protocol;
 * ``cement`` (:class:`CementSource`) - PMMA bone cement: its cure heat, its fill, leaks.
 * ``protection`` (:class:`ProtectionSource`) - a CO₂ or saline layer between the target
   and a nerve (no heat of its own: a new material, held if circulating).
@@ -28,6 +30,7 @@ from .registry import (
 
 # the built-in kinds register themselves on import
 from .cement import CementSource  # isort: skip
+from .cryo import CryoSource  # isort: skip
 from .microwave import MicrowaveSource  # isort: skip
 from .protection import ProtectionSource  # isort: skip
 from .rf import RFSource  # isort: skip
@@ -38,6 +41,7 @@ __all__ = [
     "SOURCES",
     "BoundSource",
     "CementSource",
+    "CryoSource",
     "HeldTemperature",
     "MaterialChange",
     "MicrowaveSource",
