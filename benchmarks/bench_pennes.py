@@ -89,7 +89,7 @@ def make_problem(n: int, seed: int = 0):
     W = rng.choice([1.2e3, 2.2e3, 2.5e3, 1.1e4, 0.0], size=shape)
     Q = np.where(rng.random(shape) < 0.01, 1e6, 0.0)
     labels = np.zeros(shape, dtype=np.uint8)
-    phase = np.array([[3.7e6, 2.0e6, 2.5e8, -8.0, -1.0, 1.8e9, 95.0, 100.0]])
+    phase = np.array([[3.7e6, 2.0e6, 2.5e8, -8.0, -1.0, 1.8e9, 95.0, 100.0, 0.5, 2.0, 0.0]])
     return T, k, inv_rhoc, W, Q, labels, phase
 
 
@@ -129,7 +129,7 @@ def _stepper(T, k, inv_rhoc, W, labels, phase, tables, acc) -> Stepper:
         boundary=Boundary.body(),
         spacing=5e-4,
         blood_C=37.0,
-        shutdown=(4.6, 60.0),
+        shutdown=(4.6, 60.0, -np.inf),
         floor=39.0,
     )
 
@@ -242,11 +242,11 @@ def main(argv=None) -> dict:
             acc_sep, acc_fused = accumulators(out), accumulators(out)
             W_sep, W_fused = W.copy(), W.copy()
             a_sep = (*a[:3], W_sep, *a[4:])
-            dmg = (out, 0.05, labels, *tables, *acc_sep, W_sep, 4.6, 60.0, 39.0)
+            dmg = (out, 0.05, labels, *tables, *acc_sep, W_sep, 4.6, 60.0, -np.inf, 39.0)
             bounds = row_bounds(acc_fused[0], acc_fused[1])
             fused = (
-                *a[:3], W_fused, *a[4:], *tables, *acc_fused, 4.6, 60.0, 39.0, 1.0, a[4], 0.0,
-                *bounds,
+                *a[:3], W_fused, *a[4:], *tables, *acc_fused, 4.6, 60.0, -np.inf, 39.0, 1.0,
+                a[4], 0.0, *bounds,
             )  # fmt: skip
             stepper = _stepper(Tf, k, inv_rhoc, W, labels, phase, tables, accumulators(out))
             t = time_interleaved(

@@ -22,7 +22,7 @@ def _random_model(rng, shape=(14, 12, 10), h=1e-3):
 def _stored_heat(model, T):
     """Volumetric enthalpy summed over the grid [J] (zero at each tissue's solidus)."""
     p = model.thermal_fields.phase[model.labels]
-    hv = enthalpy_numpy(T, *(p[..., c] for c in range(p.shape[-1])))
+    hv = enthalpy_numpy(T, *(p[..., c] for c in range(8)))
     return hv.sum() * model.grid.voxel_volume
 
 

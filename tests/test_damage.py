@@ -157,7 +157,7 @@ def test_accumulate_damage_matches_the_pure_functions(rng):
     t_max0, t_min0, cem0, om0, W0 = _accumulators(rng, shape)
     t_max, t_min, cem, om, W = (a.copy() for a in (t_max0, t_min0, cem0, om0, W0))
     dt = 0.37
-    accumulate_damage(T, dt, labels, ln_a, ea_r, t_max, t_min, cem, om, W, 4.6, 60.0, 39.0)
+    accumulate_damage(T, dt, labels, ln_a, ea_r, t_max, t_min, cem, om, W, 4.6, 60.0, -np.inf, 39.0)
 
     np.testing.assert_array_equal(t_max, np.maximum(t_max0, inner))
     np.testing.assert_array_equal(t_min, np.minimum(t_min0, inner))
@@ -243,7 +243,9 @@ def test_accumulate_damage_matches_numpy_reference_with_many_hot_voxels(rng):
     t_max, t_min, cem, om, W = (a.copy() for a in (t_max0, t_min0, cem0, om0, W0))
     dt, steps = 0.37, 3
     for _ in range(steps):
-        accumulate_damage(T, dt, labels, ln_a, ea_r, t_max, t_min, cem, om, W, 4.6, 60.0, 39.0)
+        accumulate_damage(
+            T, dt, labels, ln_a, ea_r, t_max, t_min, cem, om, W, 4.6, 60.0, -np.inf, 39.0
+        )
 
     above = inner > DAMAGE_FLOOR_C
     assert above.mean() > 0.9

@@ -23,9 +23,9 @@ from ablasim.solvers.pennes import (
 
 PHASE = np.array(
     [
-        [3.6e6, 1.9e6, 2.5e8, -8.0, -1.0, 1.7e9, 95.0, 100.0],
-        [2.5e6, 2.5e6, 3.0e7, -8.0, -1.0, 2.0e8, 95.0, 100.0],
-        [1.5e6, 1.5e6, 0.0, -8.0, -1.0, 0.0, 95.0, 100.0],
+        [3.6e6, 1.9e6, 2.5e8, -8.0, -1.0, 1.7e9, 95.0, 100.0, 0.5, 2.0, 1e3],
+        [2.5e6, 2.5e6, 3.0e7, -8.0, -1.0, 2.0e8, 95.0, 100.0, 0.4, 0.4, 0.0],
+        [1.5e6, 1.5e6, 0.0, -8.0, -1.0, 0.0, 95.0, 100.0, 0.3, 0.3, 0.0],
     ]
 )
 
@@ -115,19 +115,19 @@ def test_harmonic_mean_gives_exact_two_layer_flux():
 def test_enthalpy_roundtrip_and_numpy_agree(rng):
     t = rng.uniform(-60.0, 130.0, 2000)
     t = np.concatenate([t, [-8.0, -1.0, -4.5, 95.0, 100.0, 97.5]])
-    for row in PHASE:
+    for row in PHASE[:, :8]:
         hv = np.array([enthalpy(v, *row) for v in t])
         np.testing.assert_allclose(hv, enthalpy_numpy(t, *row), rtol=1e-12, atol=1e-3)
         back = np.array([temperature_from_enthalpy(v, *row) for v in hv])
         np.testing.assert_allclose(back, t, atol=1e-9)
         np.testing.assert_allclose(temperature_from_enthalpy_numpy(hv, *row), t, atol=1e-9)
     # latent heat: from solidus to liquidus the enthalpy rises by mean rho c * dT + L
-    rc, rcf, lat, tsol, tliq, latv, tv0, tv1 = PHASE[0]
-    assert enthalpy(tliq, *PHASE[0]) - enthalpy(tsol, *PHASE[0]) == pytest.approx(
+    rc, rcf, lat, tsol, tliq, latv, tv0, tv1 = PHASE[0, :8]
+    assert enthalpy(tliq, *PHASE[0, :8]) - enthalpy(tsol, *PHASE[0, :8]) == pytest.approx(
         0.5 * (rc + rcf) * (tliq - tsol) + lat
     )
     # and boiling: rho c dT plus the latent heat of vaporisation
-    assert enthalpy(tv1, *PHASE[0]) - enthalpy(tv0, *PHASE[0]) == pytest.approx(
+    assert enthalpy(tv1, *PHASE[0, :8]) - enthalpy(tv0, *PHASE[0, :8]) == pytest.approx(
         rc * (tv1 - tv0) + latv
     )
 
@@ -169,7 +169,7 @@ def test_boiling_plateau_follows_the_enthalpy_exactly():
     would take 0.18 s), also in a run without freezing (the boiling rows switch to the
     enthalpy update by themselves)."""
     shape, h, dt, q = (4, 3, 5), 1e-3, 0.1, 1e8
-    row = PHASE[0]
+    row = PHASE[0, :8]
     labels = np.zeros(shape, np.uint8)
     k = np.full(tuple(n + 2 for n in shape), 0.5)
     inv_rhoc = np.full(shape, 1.0 / row[0])
@@ -269,11 +269,11 @@ def test_fused_step_equals_step_then_damage_pass(rng, phase_change):
     args = (T, k, inv_rhoc)
     rest = (Q, 37.0, 0.05, 1e-3)
     r_sep = pennes_step(*args, sep[4], *rest, out_sep, labels, phase, phase_change)
-    accumulate_damage(out_sep, 0.05, labels, ln_a, ea_r, *sep, 4.6, 60.0, 39.0)
+    accumulate_damage(out_sep, 0.05, labels, ln_a, ea_r, *sep, 4.6, 60.0, -np.inf, 39.0)
     # the fused step takes its heating as 2 x (Q/8) + 3 x (Q/4): a map and a power
     r_fused = pennes_damage_step(
         *args, fused[4], 0.125 * Q, *rest[1:], out_fused, labels, phase, phase_change,
-        ln_a, ea_r, *fused[:4], 4.6, 60.0, 39.0, 2.0, 0.25 * Q, 3.0,
+        ln_a, ea_r, *fused[:4], 4.6, 60.0, -np.inf, 39.0, 2.0, 0.25 * Q, 3.0,
         *row_bounds(fused[0], fused[1]),
     )  # fmt: skip
 
@@ -333,12 +333,27 @@ def test_row_bounds_stay_valid_over_steps_with_held_voxels(rng):
         save_voxels(vi, vj, vm, *acc, W, saved)
         pennes_damage_step(
             T, k, inv_rhoc, W, Q, 37.0, 0.02, 1e-3, out, labels, PHASE, False,
-            ln_a, ea_r, *acc, 4.6, 60.0, 39.0, 1.0, Q, 0.0, *bounds,
+            ln_a, ea_r, *acc, 4.6, 60.0, -np.inf, 39.0, 1.0, Q, 0.0, *bounds,
         )  # fmt: skip
         T, out = out, T
         T[vi + 1, vj + 1, vm + 1] = held_T
         redo_damage(
-            T, vi, vj, vm, saved, 0.02, labels, ln_a, ea_r, *acc, W, 4.6, 60.0, 39.0, *bounds
+            T,
+            vi,
+            vj,
+            vm,
+            saved,
+            0.02,
+            labels,
+            ln_a,
+            ea_r,
+            *acc,
+            W,
+            4.6,
+            60.0,
+            -np.inf,
+            39.0,
+            *bounds,
         )
         np.maximum(run_max, T[c], out=run_max)
         np.minimum(run_min, T[c], out=run_min)

@@ -31,7 +31,7 @@ from .fileio import atomic_write
 __all__ = ["CHECKPOINT_VERSION", "RunState", "digest", "fingerprint", "load", "save"]
 
 #: Version of the file layout; a checkpoint of another version is refused.
-CHECKPOINT_VERSION = 2
+CHECKPOINT_VERSION = 3
 
 #: The sample series (:attr:`RunState.samples`), each a list with one entry per sample.
 SAMPLE_KEYS = ("time", "phase", "power", "tc", "nerve_max", "nerve_min")
@@ -55,8 +55,9 @@ class RunState:
     total_steps : int
     phase_change : bool
         Whether the step takes latent heat everywhere (something may freeze).
-    phase_energy, phase_cutoff : list
-        Per phase begun: the energy delivered [J], when a cut-off stopped it [s] (None).
+    phase_energy, phase_cutoff, phase_held : list
+        Per phase begun: the energy delivered [J], when a cut-off stopped it [s] (None),
+        the heat held voxels took out [J].
     nerve_time_above, nerve_time_below, nerve_first_hot, nerve_first_cold : ndarray
         Per nerve structure: the time at or beyond the hot and cold limit [s] and the
         first moment there [s] (NaN: not yet).
@@ -81,6 +82,7 @@ class RunState:
     total_steps: int = 0
     phase_change: bool = False
     phase_energy: list = field(default_factory=list)
+    phase_held: list = field(default_factory=list)
     phase_cutoff: list = field(default_factory=list)
     nerve_time_above: np.ndarray | None = None
     nerve_time_below: np.ndarray | None = None
@@ -101,6 +103,7 @@ _META = (
     "total_steps",
     "phase_change",
     "phase_energy",
+    "phase_held",
     "phase_cutoff",
     "tc_cutoff",
     "next_sample",

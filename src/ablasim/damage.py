@@ -94,10 +94,17 @@ class PerfusionShutdown:
         Stop when Omega reaches this value (default 4.6, 99 % cell death); None: never.
     temperature_C : float or None
         Stop when the temperature reaches this value [°C] (default 60); None: never.
+    frozen_C : float or None
+        Stop for good when tissue has frozen to this temperature [°C] (default -20, the
+        lethal isotherm, docs/physics.md §2.4); None: never. That the vessels of tissue
+        frozen that far stay shut after thawing (vascular stasis) is our assumption.
+        While tissue is frozen, perfusion stops anyway (in the step, by the frozen
+        fraction) and resumes on thawing above this temperature.
     """
 
     omega: float | None = 4.6
     temperature_C: float | None = 60.0
+    frozen_C: float | None = -20.0
 
     def __post_init__(self) -> None:
         for key, v in (("omega", self.omega), ("temperature_C", self.temperature_C)):
@@ -106,12 +113,19 @@ class PerfusionShutdown:
                     f"damage.perfusion_shutdown_{key} must be a positive number or "
                     f"omitted, got {v!r}"
                 )
+        if self.frozen_C is not None and not (math.isfinite(self.frozen_C) and self.frozen_C < 0):
+            raise ScenarioError(
+                "damage.perfusion_shutdown_frozen_C must be a temperature below 0 °C or "
+                f"false, got {self.frozen_C!r}"
+            )
 
-    def thresholds(self) -> tuple[float, float]:
-        """(omega, temperature) thresholds with infinity for 'never'."""
+    def thresholds(self) -> tuple[float, float, float]:
+        """(omega, hot temperature, frozen temperature) thresholds, with infinity (minus
+        infinity for the frozen one) for 'never'."""
         return (
             math.inf if self.omega is None else float(self.omega),
             math.inf if self.temperature_C is None else float(self.temperature_C),
+            -math.inf if self.frozen_C is None else float(self.frozen_C),
         )
 
 

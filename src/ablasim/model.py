@@ -201,6 +201,9 @@ class Model:
                 latent_vap,
                 np.full(rho.shape, VAPORISATION_C[0]),
                 np.full(rho.shape, VAPORISATION_C[1]),
+                self.label_table("conductivity_W_mK"),
+                self.label_table("frozen_conductivity_W_mK"),
+                self.label_table("metabolic_W_m3"),
             ],
             axis=1,
         )

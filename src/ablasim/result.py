@@ -32,6 +32,9 @@ class PhaseSummary:
         Time step [s].
     cutoff_at_s : float or None
         When a cut-off thermocouple switched the sources off [s from the start].
+    held_heat_J : float
+        Heat the voxels held at a temperature (probe walls) took out of the tissue [J]:
+        positive when they cool it (a cryoprobe, a cooled RF tip).
     """
 
     name: str
@@ -40,6 +43,7 @@ class PhaseSummary:
     steps: int
     dt_s: float
     cutoff_at_s: float | None = None
+    held_heat_J: float = 0.0
 
 
 @dataclass(frozen=True)

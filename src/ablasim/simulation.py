@@ -70,11 +70,15 @@ from .observers import (
 from .protocol import Limits, Phase, Thermocouple, as_thermocouples
 from .result import NerveSummary, PhaseSummary, Result, ThermocoupleSummary
 from .sensors import SensorSet
-from .solvers import Materials, Stepper, pennes_damage_step, stable_dt, warm_up
+from .solvers import Materials, Stepper, pennes_damage_step, rkl2_stages, stable_dt, warm_up
 from .sources import BoundSource, MaterialChange
 
 # Phase, Limits, Thermocouple live in .protocol; re-exported for older imports
 __all__ = ["Interrupted", "simulate"]
+
+#: The default super step [s] (:mod:`ablasim.solvers.superstep`): the iceball's edge
+#: moves well under a voxel in it (tests/test_stefan.py compares with explicit steps).
+SUPER_STEP_S = 2.0
 
 #: Temperatures outside this range [°C] mean the run has blown up.
 T_RUNAWAY = (-273.15, 1000.0)
@@ -120,6 +124,8 @@ def simulate(
     threads: int | None = None,
     bound_sources: Sequence[Sequence[BoundSource]] | None = None,
     snapshots: Snapshots | None = None,
+    stepping: str = "auto",
+    super_step: float | None = None,
 ) -> Result:
     """Run a protocol on a model.
 
@@ -155,6 +161,14 @@ def simulate(
         ``BuiltScenario.bound``), to avoid binding them again. Used for this run only.
     snapshots : Snapshots, optional
         Records the temperature on three planes at its interval, for an animation.
+    stepping : {"auto", "explicit", "super"}
+        How to step in time: the explicit step at its stability limit, or RKL2 super
+        steps (:mod:`ablasim.solvers.superstep`) of ``super_step`` seconds. ``"auto"``:
+        super steps when something may freeze (its stability limit is then several
+        times shorter) and no ``dt`` is given, else explicit.
+    super_step : float, optional
+        The super step [s] (default :data:`SUPER_STEP_S`); a phase is a whole number of
+        them. Ignored when the explicit step is not shorter.
 
     Returns
     -------
@@ -178,7 +192,18 @@ def simulate(
     nerves = NerveExtremes(model, limits)
     sampler = Sampler(sensors, nerves, sample_interval)
     # the time step
-    dt_use, dt_limit, n_steps, dts = _time_step(models, bound, phases, init, changes, dt, dt_safety)
+    if stepping not in ("auto", "explicit", "super"):
+        raise ScenarioError(
+            f"simulation.stepping must be 'auto', 'explicit' or 'super', got {stepping!r}"
+        )
+    if super_step is not None and not (math.isfinite(super_step) and super_step > 0):
+        raise ScenarioError(f"simulation.super_step_s must be > 0, got {super_step!r}")
+    dt_use, dt_limit, n_steps, dts, may_freeze = _time_step(
+        models, bound, phases, init, changes, dt, dt_safety
+    )
+    stages = [1] * len(phases)
+    if stepping == "super" or (stepping == "auto" and may_freeze and dt is None):
+        n_steps, dts, stages = _super_steps(phases, dt_safety * dt_limit, super_step)
     # the state: from the checkpoint, or fresh
     ckpt = Path(checkpoint) if checkpoint is not None else None
     extra = [
@@ -187,6 +212,7 @@ def simulate(
         [limits.hot_C, limits.cold_C],
         list(shutdown.thresholds()),
         sample_interval,
+        [stepping, super_step],
     ]
     fingerprint = checkpoints.fingerprint(model, phases, dts, extra) if ckpt else ""
     resumed_from = None
@@ -231,6 +257,7 @@ def simulate(
             dt_p = dts[p]
             if len(st.phase_energy) <= p:
                 st.phase_energy.append(0.0)
+                st.phase_held.append(0.0)
                 st.phase_cutoff.append(None)
             # its sources (those that last only, after a cut-off), and the lasting
             # sources of earlier phases, each with its time offset to this phase's start
@@ -262,7 +289,14 @@ def simulate(
                 power, Q, P, p_scale = heating.at(_interior(stepper.T), st.step * dt_p)
                 if held.update((st.step + 1) * dt_p) < liquidus:
                     st.phase_change = True
-                tmax, tmin, finite = stepper.step(dt_p, Q, P, p_scale, phase_change=st.phase_change)
+                if stages[p] > 1:
+                    st.phase_change = True
+                    tmax, tmin, finite = stepper.super_step(dt_p, stages[p], Q, P, p_scale)
+                else:
+                    tmax, tmin, finite = stepper.step(
+                        dt_p, Q, P, p_scale, phase_change=st.phase_change
+                    )
+                st.phase_held[p] += stepper.held_heat_J
                 clean = False  # temperatures and damage are a step on; the rest follows
                 _check_finite(finite, tmax, tmin, phases[p], st.t + dt_p, st.total_steps + 1)
                 st.phase_change = st.phase_change or tmin < liquidus
@@ -309,8 +343,10 @@ def simulate(
         "other_s": wall - stepper.kernel_s - stepper.damage_s,
         "steps": st.total_steps,
         "steps_run": st.total_steps - steps0,  # by this call (not before a resume)
-        "dt_s": dt_use,
+        "dt_s": dt_use if max(stages) == 1 else max(dts),
         "stable_dt_s": dt_limit,
+        "stepping": "explicit" if max(stages) == 1 else "super",
+        "stages": max(stages),
         "voxel_updates_per_s": (
             ((st.total_steps - steps0) * model.grid.size / wall) if wall > 0 else 0.0
         ),
@@ -468,7 +504,27 @@ def _time_step(models, bound, phases, init, changes, dt, dt_safety):
             "use a smaller dt or leave it out to use the limit"
         )
     n_steps, dts = steps(dt_use)
-    return dt_use, dt_limit, n_steps, dts
+    return dt_use, dt_limit, n_steps, dts, may_freeze
+
+
+def _super_steps(phases, dt_explicit: float, super_step: float | None):
+    """(steps per phase, step per phase [s], RKL2 stages per phase) for super steps of
+    about ``super_step`` [s]; a phase whose super step is not longer than the explicit
+    step ``dt_explicit`` steps explicitly (1 stage) at that step."""
+    tau = SUPER_STEP_S if super_step is None else float(super_step)
+    n_steps, dts, stages = [], [], []
+    for p in phases:
+        n = max(1, math.ceil(p.duration / max(tau, dt_explicit) - 1e-9))
+        d = p.duration / n
+        if d <= dt_explicit:
+            n = max(1, math.ceil(p.duration / dt_explicit - 1e-9))
+            d = p.duration / n
+            stages.append(1)
+        else:
+            stages.append(rkl2_stages(d, dt_explicit))
+        n_steps.append(n)
+        dts.append(d)
+    return n_steps, dts, stages
 
 
 def _fresh_state(model: Model, init, nerves: NerveExtremes, sampler: Sampler) -> RunState:
@@ -605,7 +661,13 @@ def _result(model, phases, st, tcs, nerves, limits, n_steps, dts, timing, bound)
     nmin = np.asarray(s["nerve_min"], dtype=float).reshape(n, len(nerves.names))
     summaries = [
         PhaseSummary(
-            p.name, p.duration, float(st.phase_energy[i]), n_steps[i], dts[i], st.phase_cutoff[i]
+            p.name,
+            p.duration,
+            float(st.phase_energy[i]),
+            n_steps[i],
+            dts[i],
+            st.phase_cutoff[i],
+            float(st.phase_held[i]) if i < len(st.phase_held) else 0.0,
         )
         for i, p in enumerate(phases)
     ]

@@ -18,6 +18,8 @@ from .pennes import (
     PHASE_COLUMNS,
     enthalpy,
     enthalpy_numpy,
+    frozen_conductivity,
+    frozen_fraction,
     pennes_step,
     pennes_step_numpy,
     stable_dt,
@@ -25,6 +27,7 @@ from .pennes import (
     temperature_from_enthalpy_numpy,
 )
 from .stepper import Materials, Stepper, padded_index, warm_up
+from .superstep import rkl2_coefficients, rkl2_stage, rkl2_stages
 
 __all__ = [
     "FACE_NAMES",
@@ -39,6 +42,8 @@ __all__ = [
     "fast_exp",
     "fill_ghosts",
     "fill_ghosts_copy",
+    "frozen_conductivity",
+    "frozen_fraction",
     "jit",
     "padded_index",
     "pennes_damage_step",
@@ -46,6 +51,9 @@ __all__ = [
     "pennes_step_numpy",
     "prange",
     "redo_damage",
+    "rkl2_coefficients",
+    "rkl2_stage",
+    "rkl2_stages",
     "row_bounds",
     "save_voxels",
     "stable_dt",

@@ -81,7 +81,7 @@ def fast_exp(y):
 
 @jit_inline
 def dose_voxel(t, at, dt, dmin, labels, ln_a, ea_over_r, cem43, omega, W, shut_omega,
-               shut_t, floor):  # fmt: skip
+               shut_t, shut_cold, floor):  # fmt: skip
     """One voxel's doses and perfusion shut-down at the new temperature ``t`` [°C]: the
     arithmetic every damage kernel inlines (:func:`damage_row`, :func:`redo_damage`).
 
@@ -100,8 +100,9 @@ def dose_voxel(t, at, dt, dmin, labels, ln_a, ea_over_r, cem43, omega, W, shut_o
         omega[at] = om
         if om >= shut_omega:
             W[at] = 0.0
-    # a plain temperature test, valid below the dose floor too
-    if t >= shut_t:
+    # plain temperature tests, valid below the dose floor too: too hot, or frozen to the
+    # lethal temperature (the vessels do not reopen after thawing)
+    if t >= shut_t or t <= shut_cold:
         W[at] = 0.0
 
 
@@ -130,7 +131,7 @@ def _track_extreme(T, i, j, ext, bound, s):
 
 @jit_inline
 def damage_row(T, i, j, dt, labels, ln_a, ea_over_r, t_max, t_min, cem43, omega, W,
-               shut_omega, shut_t, floor, lo_max, hi_min):  # fmt: skip
+               shut_omega, shut_t, shut_cold, floor, lo_max, hi_min):  # fmt: skip
     """One step's damage along the z-row (i, j) (interior indices; ``T`` padded): the
     body of :func:`accumulate_damage` and :func:`pennes_damage_step`.
 
@@ -154,7 +155,7 @@ def damage_row(T, i, j, dt, labels, ln_a, ea_over_r, t_max, t_min, cem43, omega,
         t = T[i + 1, j + 1, m + 1]
         hi = t if t > hi else hi
         lo = t if t < lo else lo
-        hot += (t > floor) + (t >= shut_t)
+        hot += (t > floor) + (t >= shut_t) + (t <= shut_cold)
     if hi > lo_max[i, j]:
         _track_extreme(T, i, j, t_max, lo_max, 1.0)
     if lo < hi_min[i, j]:
@@ -164,7 +165,7 @@ def damage_row(T, i, j, dt, labels, ln_a, ea_over_r, t_max, t_min, cem43, omega,
         for m in range(nz):
             dose_voxel(
                 T[i + 1, j + 1, m + 1], (i, j, m), dt, dmin, labels, ln_a, ea_over_r,
-                cem43, omega, W, shut_omega, shut_t, floor,
+                cem43, omega, W, shut_omega, shut_t, shut_cold, floor,
             )  # fmt: skip
 
 
@@ -196,14 +197,15 @@ def row_bounds(t_max: np.ndarray, t_min: np.ndarray) -> tuple[np.ndarray, np.nda
 
 @jit
 def accumulate_damage(
-    T, dt, labels, ln_a, ea_over_r, t_max, t_min, cem43, omega, W, shut_omega, shut_t, floor
-):
+    T, dt, labels, ln_a, ea_over_r, t_max, t_min, cem43, omega, W, shut_omega, shut_t,
+    shut_cold, floor,
+):  # fmt: skip
     """Add one step's damage at the new temperature (padded ``T``) and stop perfusion.
 
     ``ln_a`` and ``ea_over_r`` are per-label tables (ln A, E_a / R [K]); a label with
     ``ln_a = -inf`` takes no Arrhenius damage. Doses accrue where T > ``floor`` [°C].
-    Where Omega >= ``shut_omega`` or T >= ``shut_t``, the perfusion coefficient ``W``
-    is set to zero (and stays zero).
+    Where Omega >= ``shut_omega``, T >= ``shut_t`` or T <= ``shut_cold``, the perfusion
+    coefficient ``W`` is set to zero (and stays zero).
 
     A simulation does this inside the step (:func:`pennes_damage_step`); this separate
     pass is the reference for it and for the benchmark.
@@ -221,13 +223,13 @@ def accumulate_damage(
         for j in range(ny):
             damage_row(
                 T, i, j, dt, labels, ln_a, ea_over_r, t_max, t_min, cem43, omega, W,
-                shut_omega, shut_t, floor, lo_max, hi_min,
+                shut_omega, shut_t, shut_cold, floor, lo_max, hi_min,
             )  # fmt: skip
 
 
 @jit
 def pennes_damage_step(T, k, inv_rhoc, W, Q, t_art, dt, h, out, labels, phase, phase_change,
-                       ln_a, ea_over_r, t_max, t_min, cem43, omega, shut_omega, shut_t,
+                       ln_a, ea_over_r, t_max, t_min, cem43, omega, shut_omega, shut_t, shut_cold,
                        floor, q_scale, P, p_scale, lo_max, hi_min):  # fmt: skip
     """:func:`~ablasim.solvers.pennes_step` and :func:`accumulate_damage` in one pass.
 
@@ -276,7 +278,7 @@ def pennes_damage_step(T, k, inv_rhoc, W, Q, t_art, dt, h, out, labels, phase, p
             a, b, s = row_extremes(out, i, j, a, b, s)
             damage_row(
                 out, i - 1, j - 1, dt, labels, ln_a, ea_over_r, t_max, t_min, cem43, omega, W,
-                shut_omega, shut_t, floor, lo_max, hi_min,
+                shut_omega, shut_t, shut_cold, floor, lo_max, hi_min,
             )  # fmt: skip
         rmax[i - 1] = a
         rmin[i - 1] = b
@@ -299,7 +301,7 @@ def save_voxels(vi, vj, vm, t_max, t_min, cem43, omega, W, saved):
 
 @jit_serial
 def redo_damage(T, vi, vj, vm, saved, dt, labels, ln_a, ea_over_r, t_max, t_min, cem43,
-                omega, W, shut_omega, shut_t, floor, lo_max, hi_min):  # fmt: skip
+                omega, W, shut_omega, shut_t, shut_cold, floor, lo_max, hi_min):  # fmt: skip
     """Put back what :func:`save_voxels` saved at voxels (vi, vj, vm) (distinct, interior
     indices) and accumulate their damage again at their temperature in the padded ``T``
     now: for voxels overwritten after a :func:`pennes_damage_step` (held temperatures),
@@ -324,5 +326,5 @@ def redo_damage(T, vi, vj, vm, saved, dt, labels, ln_a, ea_over_r, t_max, t_min,
         hi_min[row] = max(hi_min[row], t_min[at])
         dose_voxel(
             t, at, dt, dmin, labels, ln_a, ea_over_r, cem43, omega, W, shut_omega, shut_t,
-            floor,
+            shut_cold, floor,
         )  # fmt: skip

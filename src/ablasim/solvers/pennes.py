@@ -39,6 +39,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._jit import jit, jit_inline, prange
+from .boundary import fill_ghosts_copy
 
 __all__ = [
     "PHASE_COLUMNS",
@@ -47,8 +48,11 @@ __all__ = [
     "boiling_start",
     "enthalpy",
     "enthalpy_numpy",
+    "frozen_conductivity",
+    "frozen_fraction",
     "pennes_step",
     "pennes_step_numpy",
+    "phase_rhs",
     "row_extremes",
     "row_update",
     "stable_dt",
@@ -66,6 +70,9 @@ PHASE_COLUMNS = (
     "latent_vap_J_m3",
     "T_vap_start_C",
     "T_vap_end_C",
+    "k_unfrozen",
+    "k_frozen",
+    "q_met",
 )
 
 #: Latent heat of vaporisation of water at 100 °C [J/kg] (CRC Handbook, 2257 kJ/kg;
@@ -162,11 +169,31 @@ def _row_plain(T, k, inv_rhoc, W, Q, qs, P, ps, t_art, dt, inv_h2, out, i, j):
 
 
 @jit_inline
+def frozen_fraction(t, tsol, tliq):
+    """The frozen fraction at ``t`` [°C]: 1 below the solidus, 0 above the liquidus,
+    linear in between (the latent heat is spread the same way, :func:`enthalpy`)."""
+    f = (tliq - t) / (tliq - tsol)
+    return min(max(f, 0.0), 1.0)
+
+
+@jit_inline
+def phase_rhs(T, k, W, Q, qs, P, ps, t_art, inv_h2, labels, phase, i, j, m):
+    """:func:`_rhs` with blood perfusion and metabolic heat scaled by the unfrozen
+    fraction (both stop in frozen tissue; Go-Smart's cryo model switches them off below
+    -2 °C, docs/physics.md §1.5). ``k`` must already follow the frozen fraction
+    (:func:`frozen_conductivity`)."""
+    rhs = _rhs(T, k, W, Q, qs, P, ps, t_art, inv_h2, i, j, m)
+    lab = labels[i - 1, j - 1, m - 1]
+    fs = frozen_fraction(T[i, j, m], phase[lab, 3], phase[lab, 4])
+    return rhs - fs * (W[i - 1, j - 1, m - 1] * (t_art - T[i, j, m]) + phase[lab, 10])
+
+
+@jit_inline
 def _row_phase(T, k, W, Q, qs, P, ps, t_art, dt, inv_h2, out, labels, phase, i, j):
     """One z-row of the enthalpy update with latent heat."""
     for m in range(1, out.shape[2] - 1):
         tc = T[i, j, m]
-        rhs = _rhs(T, k, W, Q, qs, P, ps, t_art, inv_h2, i, j, m)
+        rhs = phase_rhs(T, k, W, Q, qs, P, ps, t_art, inv_h2, labels, phase, i, j, m)
         lab = labels[i - 1, j - 1, m - 1]
         rc = phase[lab, 0]
         rcf = phase[lab, 1]
@@ -294,6 +321,37 @@ def pennes_step(T, k, inv_rhoc, W, Q, t_art, dt, h, out, labels, phase, phase_ch
     return rmax.max(), rmin.min(), rbad.sum() == 0.0
 
 
+@jit
+def frozen_conductivity(T, labels, phase, k, rows):  # pragma: no cover - compiled
+    """Set the padded conductivity ``k`` from the frozen fraction of each voxel at the
+    padded temperature ``T``: ``k = (1 - f) k_unfrozen + f k_frozen`` (linear in the
+    frozen fraction f, as the latent heat; docs/physics.md §1.5: Go-Smart's mushy-zone
+    value 1.25 W/m/K is the mean of its frozen 2.0 and unfrozen ~0.5).
+
+    Only z-rows that hold a voxel below its liquidus, or did at the last call
+    (``rows[i, j]`` true), are rewritten; ``rows`` (bool, shape (nx, ny)) is updated.
+    Pass ``rows`` all true to recompute every row. The ghost layer is left to the
+    caller (a copy of the interior).
+    """
+    nx, ny, nz = labels.shape
+    tl = phase[0, 4]
+    for lab in range(1, phase.shape[0]):
+        tl = max(tl, phase[lab, 4])
+    for i in prange(nx):
+        for j in range(ny):
+            lo = np.inf
+            for m in range(nz):
+                lo = min(lo, T[i + 1, j + 1, m + 1])
+            cold = lo < tl
+            if not cold and not rows[i, j]:
+                continue
+            for m in range(nz):
+                lab = labels[i, j, m]
+                f = frozen_fraction(T[i + 1, j + 1, m + 1], phase[lab, 3], phase[lab, 4])
+                k[i + 1, j + 1, m + 1] = phase[lab, 8] + f * (phase[lab, 9] - phase[lab, 8])
+            rows[i, j] = cold
+
+
 # -- NumPy reference ------------------------------------------------------------------
 
 
@@ -344,7 +402,9 @@ def pennes_step_numpy(T, k, inv_rhoc, W, Q, t_art, dt, h, out, labels, phase, ph
     if phase_change or rows.any():
         p = phase[labels]
         args = tuple(p[..., c] for c in range(len(PHASE_COLUMNS)))
-        th = temperature_from_enthalpy_numpy(enthalpy_numpy(tc, *args) + dt * rhs, *args)
+        fs = np.clip((args[4] - tc) / (args[4] - args[3]), 0.0, 1.0)
+        rhs_f = rhs - fs * (W * (t_art - tc) + args[10])
+        th = temperature_from_enthalpy_numpy(enthalpy_numpy(tc, *args[:8]) + dt * rhs_f, *args[:8])
         tn = th if phase_change else np.where(rows, th, tn)
     out[c] = tn
     return float(tn.max()), float(tn.min()), bool(np.all(np.isfinite(tn)))
@@ -361,7 +421,8 @@ def stable_dt(k, inv_rhoc, W, h, boundary, *, labels=None, phase=None) -> float:
     ``dt <= 1 / max(d)`` the scheme is stable and keeps the discrete maximum principle
     (Gershgorin). Outer faces add their boundary weight (2 for a held temperature, see
     :mod:`.boundary`). With a phase table, the smaller of the frozen and unfrozen heat
-    capacities is used, so the step stays stable when tissue freezes.
+    capacities and the larger of the frozen and unfrozen conductivities are used, so
+    the step stays stable when tissue freezes.
 
     Parameters
     ----------
@@ -377,6 +438,11 @@ def stable_dt(k, inv_rhoc, W, h, boundary, *, labels=None, phase=None) -> float:
         Label volume and phase table (cryo runs).
     """
     c = (slice(1, -1),) * 3
+    if phase is not None and labels is not None:
+        # frozen tissue conducts better (k follows the frozen fraction)
+        k = k.copy()
+        k[c] = np.maximum(k[c], phase[labels, 9])
+        fill_ghosts_copy(k)
     kc = k[c]
     coef = np.zeros_like(kc)
     face = 0

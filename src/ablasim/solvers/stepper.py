@@ -24,8 +24,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .boundary import Boundary, fill_ghosts
-from .fused import pennes_damage_step, redo_damage, row_bounds, save_voxels
+from .boundary import Boundary, fill_ghosts, fill_ghosts_copy
+from .fused import accumulate_damage, pennes_damage_step, redo_damage, row_bounds, save_voxels
+from .pennes import enthalpy_numpy, frozen_conductivity
+from .superstep import rkl2_coefficients, rkl2_stage
 
 __all__ = ["Materials", "Stepper", "padded_index", "warm_up"]
 
@@ -89,8 +91,9 @@ class Stepper:
         Voxel spacing [m].
     blood_C : float
         Arterial blood temperature [°C].
-    shutdown : (float, float)
-        Omega and temperature [°C] at which perfusion stops (inf: never).
+    shutdown : (float, float, float)
+        Omega, hot and frozen temperature [°C] at which perfusion stops for good
+        (inf, inf, -inf: never).
     floor : float
         Doses accrue above this temperature [°C].
     kernel : callable, optional
@@ -101,6 +104,14 @@ class Stepper:
     ----------
     kernel_s, damage_s : float
         Wall time in the fused kernel, and in the held voxels' damage bookkeeping [s].
+    held_heat_J : float
+        Heat taken out of the grid by the held voxels in the last step [J] (what the
+        step put into them minus their held value's enthalpy; negative when they heat).
+
+    With ``phase_change`` (something may freeze), the conductivity follows each
+    voxel's frozen fraction (:func:`~.pennes.frozen_conductivity`), refreshed before
+    every step or stage from the temperature it reads; the stepper keeps its own copy
+    of the conductivity for that.
     """
 
     def __init__(
@@ -128,10 +139,16 @@ class Stepper:
         self.blood_C = float(blood_C)
         self.shutdown_omega = float(shutdown[0])
         self.shutdown_C = float(shutdown[1])
+        self.shutdown_cold_C = float(shutdown[2]) if len(shutdown) > 2 else -math.inf
         self.floor = float(floor)
         self._kernel = pennes_damage_step if kernel is None else kernel
         self._faces = boundary.as_arrays()
         self._fixed_ghosts = boundary.fixed_ghosts
+        self._k = materials.k.copy()  # follows the frozen fraction (phase_change)
+        self._krows = np.ones(self.t_max.shape[:2], dtype=np.bool_)
+        self._L0: np.ndarray | None = None  # a super step's first right-hand side
+        self._spares: list[np.ndarray] = []  # a super step's stage buffers
+        self.held_heat_J = 0.0
         # per-row bounds of the extremes, kept valid by the kernels (fused.damage_row)
         self.lo_max, self.hi_min = row_bounds(self.t_max, self.t_min)
         self.refresh_ghosts()
@@ -142,6 +159,7 @@ class Stepper:
         self._pidx = _NO_INDEX
         self._pval = np.empty(0)
         self._vi = self._vj = self._vm = _NO_INDEX
+        self._upidx = self._uidx = _NO_INDEX  # the distinct held voxels, padded / interior
         self._saved = np.empty((5, 0))
         self._last: tuple | None = None
         self.kernel_s = 0.0
@@ -150,13 +168,33 @@ class Stepper:
     # -- changes between steps ------------------------------------------------------
     def refresh_ghosts(self) -> None:
         """Refill the ghost layer of :attr:`T` from its interior."""
+        self._ghosts(self.T)
+
+    def _ghosts(self, T: np.ndarray) -> None:
         kinds, values, hcoefs = self._faces
-        fill_ghosts(self.T, self.materials.k, kinds, values, hcoefs, self.spacing)
+        fill_ghosts(T, self._k, kinds, values, hcoefs, self.spacing)
 
     def set_materials(self, materials: Materials) -> None:
         """Step with other property fields from now on (a change of material)."""
         self.materials = materials
+        self._k = materials.k.copy()
+        self._krows[...] = True  # recompute every row's frozen conductivity
         self.refresh_ghosts()
+
+    def _follow_freezing(self, T: np.ndarray) -> None:
+        """The conductivity from the frozen fraction at ``T`` (padded)."""
+        m = self.materials
+        frozen_conductivity(T, m.labels, m.phase, self._k, self._krows)
+        fill_ghosts_copy(self._k)
+
+    def _held_heat(self, before: np.ndarray, T: np.ndarray) -> float:
+        """Heat [J] the hold just took out: enthalpy of the held voxels at ``before``
+        (their temperatures before the hold) minus at the held values now in ``T``."""
+        m = self.materials
+        rows = m.phase[m.labels.reshape(-1)[self._uidx], :8].T
+        after = T.reshape(-1)[self._upidx]
+        dh = enthalpy_numpy(before, *rows) - enthalpy_numpy(after, *rows)
+        return float(dh.sum()) * self.spacing**3
 
     def set_temperature(self, index: np.ndarray, temperature_C) -> None:
         """Set voxels (flat interior ``index``) to ``temperature_C`` now; it counts in
@@ -181,10 +219,11 @@ class Stepper:
             return
         self._held_index = index
         self._pidx = padded_index(index, self.t_max.shape)
+        self._upidx = np.unique(self._pidx)
         self._vi, self._vj, self._vm = (
-            np.ascontiguousarray(a - 1)
-            for a in np.unravel_index(np.unique(self._pidx), self.T.shape)
+            np.ascontiguousarray(a - 1) for a in np.unravel_index(self._upidx, self.T.shape)
         )
+        self._uidx = np.ravel_multi_index((self._vi, self._vj, self._vm), self.t_max.shape)
         self._saved = np.empty((5, self._vi.size))
 
     def clamp(self) -> None:
@@ -219,7 +258,10 @@ class Stepper:
             q_scale, p_scale = 1.0, float(power)
         m = self.materials
         self._last = (float(dt), Q, q_scale, P, p_scale, bool(phase_change))
+        self.held_heat_J = 0.0
         c0 = time.perf_counter()
+        if phase_change:
+            self._follow_freezing(self.T)
         held = self._vi.size > 0
         if held:
             save_voxels(
@@ -228,15 +270,18 @@ class Stepper:
             )  # fmt: skip
         c1 = time.perf_counter()
         tmax, tmin, finite = self._kernel(
-            self.T, m.k, m.inv_rhoc, self.W, Q, self.blood_C, float(dt), self.spacing,
+            self.T, self._k, m.inv_rhoc, self.W, Q, self.blood_C, float(dt), self.spacing,
             self._out, m.labels, m.phase, bool(phase_change), m.ln_a, m.ea_over_r,
             self.t_max, self.t_min, self.cem43, self.omega, self.shutdown_omega,
-            self.shutdown_C, self.floor, q_scale, P, p_scale, self.lo_max, self.hi_min,
+            self.shutdown_C, self.shutdown_cold_C, self.floor, q_scale, P, p_scale,
+            self.lo_max, self.hi_min,
         )  # fmt: skip
         c2 = time.perf_counter()
         self.T, self._out = self._out, self.T
         if held:
+            before = self.T.reshape(-1)[self._upidx]
             self.T.reshape(-1)[self._pidx] = self._pval
+            self.held_heat_J = self._held_heat(before, self.T)
         if not self._fixed_ghosts:
             self.refresh_ghosts()
         c3 = time.perf_counter()
@@ -244,10 +289,73 @@ class Stepper:
             redo_damage(
                 self.T, self._vi, self._vj, self._vm, self._saved, float(dt), m.labels,
                 m.ln_a, m.ea_over_r, self.t_max, self.t_min, self.cem43, self.omega, self.W,
-                self.shutdown_omega, self.shutdown_C, self.floor, self.lo_max, self.hi_min,
+                self.shutdown_omega, self.shutdown_C, self.shutdown_cold_C, self.floor,
+                self.lo_max, self.hi_min,
             )  # fmt: skip
         self.damage_s += (c1 - c0) + (time.perf_counter() - c3)
         self.kernel_s += c2 - c1
+        return tmax, tmin, finite
+
+    def super_step(
+        self,
+        tau: float,
+        stages: int,
+        Q: np.ndarray | None,
+        P: np.ndarray | None = None,
+        power: float = 0.0,
+    ) -> tuple[float, float, bool]:
+        """One RKL2 super step of ``tau`` [s] in ``stages`` stages (:mod:`.superstep`),
+        with the enthalpy update (latent heat) everywhere and the conductivity following
+        the frozen fraction; then the held voxels and one step's damage at the end.
+        Arguments and return value as :meth:`step`."""
+        if P is None:
+            q_scale, P, p_scale = 1.0, Q, 0.0
+        elif Q is None:
+            Q, q_scale, p_scale = P, 0.0, float(power)
+        else:
+            q_scale, p_scale = 1.0, float(power)
+        m = self.materials
+        tau = float(tau)
+        self._last = (tau / stages, Q, q_scale, P, p_scale, True)
+        c0 = time.perf_counter()
+        if self._L0 is None:
+            self._L0 = np.empty(self.t_max.shape)
+            self._spares = [self._out, self.T.copy(), self.T.copy()]
+        mu, nu, mut, gt = rkl2_coefficients(stages)
+        held = self._upidx.size > 0
+        y0 = y1 = y2 = self.T
+        free = [b for b in (*self._spares, self._out) if b is not y0]
+        free = list({id(b): b for b in free}.values())
+        drawn = [0.0, 0.0]  # the held heat's recurrence: stages j-2, j-1
+        for j in range(1, stages + 1):
+            out = next(b for b in free if b is not y1 and b is not y2)
+            self._follow_freezing(y1)
+            tmax, tmin, finite = rkl2_stage(
+                y1, y2, y0, self._L0, self._k, self.W, Q, q_scale, P, p_scale, self.blood_C,
+                self.spacing, m.labels, m.phase, mu[j], nu[j], mut[j] * tau, gt[j] * tau,
+                j == 1, out,
+            )  # fmt: skip
+            d = 0.0
+            if held:
+                before = out.reshape(-1)[self._upidx]
+                out.reshape(-1)[self._pidx] = self._pval
+                d = self._held_heat(before, out)
+            drawn = [drawn[1], mu[j] * drawn[1] + nu[j] * drawn[0] + d]
+            if not self._fixed_ghosts:
+                self._ghosts(out)
+            y2, y1 = y1, out
+        self.held_heat_J = drawn[1]
+        self._spares = [b for b in (*free, y0) if b is not y1]
+        self._out = self._spares[0]
+        self.T = y1
+        c1 = time.perf_counter()
+        accumulate_damage(
+            self.T, tau, m.labels, m.ln_a, m.ea_over_r, self.t_max, self.t_min, self.cem43,
+            self.omega, self.W, self.shutdown_omega, self.shutdown_C, self.shutdown_cold_C,
+            self.floor,
+        )  # fmt: skip
+        self.kernel_s += c1 - c0
+        self.damage_s += time.perf_counter() - c1
         return tmax, tmin, finite
 
     def trial(self) -> Callable[[], None]:
@@ -273,10 +381,10 @@ class Stepper:
 
         def run() -> None:
             pennes_damage_step(
-                self.T, m.k, m.inv_rhoc, W, Q, self.blood_C, dt, self.spacing, self._out,
+                self.T, self._k, m.inv_rhoc, W, Q, self.blood_C, dt, self.spacing, self._out,
                 m.labels, m.phase, phase_change, m.ln_a, m.ea_over_r, t_max, t_min, cem43,
-                omega, self.shutdown_omega, self.shutdown_C, self.floor, q_scale, P,
-                p_scale, lo_max, hi_min,
+                omega, self.shutdown_omega, self.shutdown_C, self.shutdown_cold_C,
+                self.floor, q_scale, P, p_scale, lo_max, hi_min,
             )  # fmt: skip
 
         return run
@@ -287,7 +395,7 @@ def warm_up() -> None:
     argument types a simulation passes, so that a run's set-up time includes it."""
     one = np.ones((1, 1, 1))
     # one label's phase table (PHASE_COLUMNS): no latent heat, boiling at 95-100 °C
-    phase = np.array([[1e6, 1e6, 0.0, -8.0, -1.0, 0.0, 95.0, 100.0]])
+    phase = np.array([[1e6, 1e6, 0.0, -8.0, -1.0, 0.0, 95.0, 100.0, 1.0, 1.0, 0.0]])
     materials = Materials(
         k=np.ones((3, 3, 3)),
         inv_rhoc=1e-6 * one,
@@ -311,9 +419,11 @@ def warm_up() -> None:
         boundary=Boundary.adiabatic(),
         spacing=1e-3,
         blood_C=37.0,
-        shutdown=(math.inf, 60.0),
+        shutdown=(math.inf, 60.0, -math.inf),
         floor=39.0,
     )
     stepper.hold(np.zeros(1, dtype=np.int64), np.array([37.0]))
     stepper.clamp()
     stepper.step(1e-3, one, phase_change=False)
+    stepper.step(1e-3, one, phase_change=True)  # frozen conductivity
+    stepper.super_step(1e-3, 2, one)

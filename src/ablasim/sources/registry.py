@@ -21,7 +21,7 @@ __all__ = [
 #: Every registered kind of source, by its scenario ``kind``.
 SOURCES: dict[str, type[Source]] = {}
 #: Kinds named in the design that this version does not simulate yet.
-PLANNED_KINDS = ("cryo",)
+PLANNED_KINDS: tuple[str, ...] = ()
 
 
 def register(cls: type[Source]) -> type[Source]:
