@@ -169,7 +169,7 @@ def test_co2_is_a_lasting_material_and_holds_nothing():
     bound = src.bind(_small())
     change = bound.material()
     assert bound.lasting
-    assert (change.tissue, change.structure, change.temperature_C) == ("co2", "gas", 20.0)
+    assert (change.tissue, change.structure, change.temperature_C) == ("co2", "gas", 37.0)
     assert change.index.size == 2 * 64  # two 8 x 8 planes
     assert bound.held(0.0) is None
     assert any("effective heat capacity" in s for s in src.assumptions())

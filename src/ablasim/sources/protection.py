@@ -18,8 +18,8 @@ The model: a layer of the fluid replaces soft tissue in the space it fills.
   ligament, skin): never bone, cartilage, disc, a nerve, the cord, CSF or tumour.
 * **Anatomy does not move.** The fluid does not push the dural sac or the root away: the
   layer is as thick as the soft tissue it fills allows (the phantom's anterior epidural
-  fat is 1.5 mm), whatever ``thickness_mm`` asks beyond that. A real injection widens the
-  gap; the model's protection is then a lower bound on that account.
+  fat is 1.5-2.5 mm deep), whatever ``thickness_mm`` asks beyond that. A real injection
+  widens the gap; the model's protection is then a lower bound on that account.
 * **No flow, no leak.** The fluid stays where it is placed, for the rest of the run
   (``lasting``: later phases keep the layer); gas convection and leakage along the canal
   are not modelled.
@@ -58,9 +58,12 @@ __all__ = ["DEFAULT_TEMPERATURE_C", "FLUIDS", "REPLACEABLE_TISSUES", "Protection
 #: Fluid -> the library tissue its layer is made of.
 FLUIDS = {"co2": "co2", "saline": "saline"}
 #: The fluid's temperature when placed, unless ``temperature_C`` says otherwise [°C]:
-#: CO₂ from a cylinder through a line at room temperature; saline at body temperature
-#: (a warmed fluid is written with its temperature). Assumptions, not measurements [U].
-DEFAULT_TEMPERATURE_C = {"co2": 20.0, "saline": 37.0}
+#: body temperature for both. CO₂ leaves the line at room temperature, but with its
+#: real heat capacity (~1.5 kJ/m³/K) it takes the surrounding tissue's temperature
+#: within a fraction of a second; started at 20 °C with the effective 50 kJ/m³/K it
+#: would instead read 20 °C for tens of seconds, an artefact. Saline: give a warmed or
+#: room-temperature fluid's temperature.
+DEFAULT_TEMPERATURE_C = {"co2": 37.0, "saline": 37.0}
 #: The tissues a protective layer may replace: soft tissue around the canal and the
 #: roots. Bone, cartilage, disc, nerve, cord, CSF, tumour, blood and organs may not.
 REPLACEABLE_TISSUES = ("fat", "muscle", "ligament", "skin")
@@ -106,7 +109,7 @@ class ProtectionSource(Source):
         'fluid = "co2" | "saline"; fills = STRUCTURE(S) (soft tissue the\n'
         "layer replaces); near = STRUCTURE(S) (the nerve it protects);\n"
         "thickness_mm; facing_mm = [x, y, z] (only the side facing it);\n"
-        "temperature_C (co2 20, saline 37); circulating = true (saline)"
+        "temperature_C (default 37); circulating = true (saline only)"
     )
     extra_keys = ("fills", "near")
 
