@@ -184,10 +184,10 @@ class ProtectionSource(Source):
             hit = [i for i, s in enumerate(model.structures) if s.name == n]
             hit = hit or [i for i, s in enumerate(model.structures) if s.tissue == n]
             if not hit:
-                bad.append(
-                    (key, f"no structure {n!r} in the model" + (suggest(n, names) or "")
-                     + f"; its structures: {', '.join(names)}")
-                )  # fmt: skip
+                hint = suggest(n, names)
+                if not hint.startswith("; known:"):  # a close name: list them all too
+                    hint += f"; its structures: {', '.join(names)}"
+                bad.append((key, f"no structure {n!r} in the model{hint}"))
             ids.extend(hit)
         return ids, bad
 
@@ -240,6 +240,8 @@ class ProtectionSource(Source):
         return {**out, "fills": list(self.fills), "near": list(self.near)}
 
     def location(self, model: Model):
+        """The layer's centroid [m] (None if it does not fit the model). Pictures centre
+        on the first source with a location: list the probe before the layer."""
         try:
             mask = self.layer(model)
         except ScenarioError:
