@@ -247,12 +247,15 @@ def _check_stefan(spacings, k_s=None):
       voxel; the smearing scale (where the sharp profile spans -8..-1 °C) is 2.0 mm;
     * the error against the sharp front smaller at each finer h, and against the
       mushy solution (what the scheme converges to) at least halved per halving of h
-      (order >= 1; a NumPy model of the scheme gives 0.34, 0.085, 0.025 mm: order 2);
-      the solidus and liquidus isotherms within h/2 of the mushy solution's;
+      (order >= 1; seen: 0.34, 0.085, 0.025 mm at 1, 0.5, 0.25 mm, order 1.9, and
+      against the sharp front 0.41, 0.15, 0.094 mm, tending to the 0.07 mm offset);
+      the solidus and liquidus isotherms within h/2 of the mushy solution's (seen at
+      most 0.33 mm at 1 mm);
     * the profile: RMS error against the mushy solution at least halved per halving
-      (model: 0.45, 0.16, 0.05 K), its maximum (at the liquidus kink) smaller; against
-      the sharp solution in the frozen region (x < solidus) smaller. The liquid-side
-      error against the sharp solution is reported, not asserted: next to the liquidus
+      (seen 0.45, 0.16, 0.050 K), its maximum (at the liquidus kink) smaller (1.25,
+      0.60, 0.19 K); against the sharp solution in the frozen region (x < solidus)
+      smaller (max 0.30, 0.072, 0.011 K). The liquid-side error against the sharp
+      solution is reported, not asserted (max 0.61, 0.24, 0.60 K): next to the liquidus
       the mushy profile itself differs from the sharp one by ~0.6 K, which no
       refinement removes;
     * the test tells mixed from unmixed conductivity: the sharp fronts with k_s = 2.0
@@ -311,14 +314,16 @@ def test_freezing_front_three_resolutions():
 
 def test_freezing_front_with_super_steps_stays_within_a_voxel():
     """The planning default for a freezing run (RKL2 super steps of 2 s) at 0.5 mm: the
-    front within one voxel of the sharp Neumann front and within h/2 of the explicit
-    step's."""
+    front within one voxel of the sharp Neumann front and within h/10 of the explicit
+    step's (seen 0.003 mm; 5 s super steps: 0.014 mm), the profile's RMS error against
+    the mushy solution within 10 % of the explicit step's (seen 0.166 / 0.161 K)."""
     lib = _library()
     h = 0.5e-3
     sup = _freeze_slab(h, lib, stepping="super", super_step=2.0)
     ref = _freeze_slab(h, lib, stepping="explicit")
     assert abs(sup["front_err_sharp_mm"]) <= h * 1e3, (sup, ref)
-    assert abs(sup["front_mm"] - ref["front_mm"]) <= 0.5 * h * 1e3, (sup, ref)
+    assert abs(sup["front_mm"] - ref["front_mm"]) <= 0.1 * h * 1e3, (sup, ref)
+    assert sup["rms_err_mushy_K"] <= 1.1 * ref["rms_err_mushy_K"], (sup, ref)
     assert sup["steps"] == round(T_END / 2.0), sup
     assert sup["steps"] * 10 < ref["steps"], (sup["steps"], ref["steps"])
 
@@ -360,20 +365,20 @@ def _stored_heat(model, T):
 def test_enthalpy_change_equals_heat_drawn_through_freezing_and_thawing(stepping):
     """A closed box (all faces adiabatic, no perfusion, no metabolic heat), 16 mm at
     1 mm: a 2 x 2 x 2 voxel block at its centre held at -150 °C for 2 min (an iceball
-    grows around it), then released for 15 min (the ice thaws: the box settles near
-    22 °C). The held voxels start at -150 °C, so the hold never removes heat they held
-    at the start. Then, to round-off:
+    grows around it, -69 °C at the nearest free voxel), then released for 15 min (the
+    ice thaws: the box settles near 4.8 °C). The held voxels start at -150 °C, so the
+    hold never removes heat they held at the start. Then, to round-off:
 
     * freezing: enthalpy after - before = -held_heat_J of the phase;
     * thawing: held_heat_J = 0 and the enthalpy does not change;
     * the whole run: both together.
 
-    Tolerance 1e-9 of the heat drawn (a few hundred J): the box stores ~1e3 J of
-    enthalpy (4096 voxels of 1e-9 m^3 at up to ~2.7e8 J/m^3 above the solidus); a step
-    rounds each voxel's update at ~1e-16 of its enthalpy, ~1e-13 J per step over the
-    grid if every rounding went the same way, ~1e-9 J over the ~6000 steps: ~4e-12 of
-    the heat drawn. 1e-9 leaves room for the sums in double precision over the grid,
-    and still fails on any real leak (one voxel's latent heat is 0.27 J, 1e-3).
+    Tolerance 1e-9 of the heat drawn (~490 J): the box stores ~1.8e3 J of enthalpy
+    (4096 voxels of 1e-9 m^3); a step rounds each voxel's update at ~1e-16 of its
+    enthalpy, ~2e-13 J per step over the grid if every rounding went the same way,
+    ~1e-9 J over the ~6000 steps: ~2e-12 of the heat drawn (seen: 1.5e-15 explicit,
+    5e-13 with super steps, whose stages combine several enthalpies). 1e-9 still fails
+    on any real leak (one voxel's latent heat is 0.27 J, 5e-4 of the heat drawn).
     """
     lib = _library()
     n, h = 16, 1e-3
@@ -495,3 +500,32 @@ def test_super_stepping_matches_explicit():
     assert sup.nerve_min_trace["nerve_root"].min() >= n_sup - 1e-9
     assert sup.phases[0].held_heat_J == pytest.approx(ref.phases[0].held_heat_J, rel=0.01)
     assert sup.timing["steps"] * 4 <= ref.timing["steps"], text
+
+
+@pytest.mark.parametrize(("start", "unfrozen"), [(-20.0, 0.0), (-4.5, 0.5), (20.0, 1.0)])
+def test_perfusion_and_metabolic_heat_follow_the_unfrozen_fraction(start, unfrozen):
+    """A closed, uniform, perfused muscle box with metabolic heat (5 kW/m^3), no
+    gradients: its enthalpy changes at (1 - f) (W (T_a - T) + q_met), f the frozen
+    fraction (0 above -1 °C, 1/2 at the mushy midpoint -4.5 °C, 1 below -8 °C): frozen
+    tissue is neither perfused nor heated by metabolism. Over 2 s the rate changes by
+    under 0.2 % (T moves < 0.03 K), hence 1e-2; frozen solid, nothing changes at all.
+    The perfusion's permanent cold shut-down is switched off (frozen_C = None) so that
+    only the step's own frozen-fraction rule acts."""
+    lib = ab.TissueLibrary.default().with_overrides({"muscle": {"metabolic_W_m3": 5000.0}})
+    grid = ab.Grid((4, 4, 4), 1e-3)
+    model = ab.Model.uniform(grid, "muscle", tissues=lib, boundary=ab.Boundary.adiabatic())
+    duration = 2.0
+    res = ab.simulate(
+        model,
+        [ab.Phase("wait", duration)],
+        initial_temperature=start,
+        perfusion_shutdown=ab.PerfusionShutdown(omega=None, temperature_C=None, frozen_C=None),
+    )
+    w = lib["muscle"].perfusion_coefficient(lib.blood)
+    rate = unfrozen * (w * (lib.blood.temperature_C - start) + 5000.0)  # W/m^3
+    stored = _stored_heat(model, res.temperature) - _stored_heat(model, np.full(grid.shape, start))
+    assert np.ptp(res.temperature) < 1e-9  # still uniform
+    if unfrozen == 0.0:
+        assert np.all(res.temperature == start)
+    else:
+        assert stored / (grid.size * grid.voxel_volume) == pytest.approx(rate * duration, rel=1e-2)
