@@ -38,6 +38,7 @@ __all__ = [
     "AblationCriterion",
     "BuiltScenario",
     "Scenario",
+    "ex_vivo_library",
     "load_scenario",
     "parse_scenario",
 ]
@@ -134,6 +135,8 @@ class Scenario:
     base_dir: Path = field(default=Path("."))
     source_text: str = ""
     tumour_target: TumourTarget = field(default=TumourTarget())
+    #: ``[simulation] ex_vivo``: no perfusion and no metabolic heat in any tissue.
+    ex_vivo: bool = False
 
     @property
     def grid(self) -> Grid | None:
@@ -161,6 +164,8 @@ class Scenario:
         lib = TissueLibrary.default().with_overrides(
             self.tissue_overrides, blood=self.blood_overrides or None
         )
+        if self.ex_vivo:
+            lib = ex_vivo_library(lib)
         notes: list[str] = []
         phantom = _build_anatomy(self, grid, lib, notes)
         if grid is None:
@@ -339,6 +344,7 @@ def parse_scenario(
     init_T = dt = None
     dt_safety, sample_iv, ckpt_iv = 0.95, 1.0, 60.0
     threads = None
+    ex_vivo = False
     if sim is not None:
         init_T = sim.number("initial_temperature_C", default=None)
         dt = sim.number("dt_s", default=None, gt=0)
@@ -346,6 +352,7 @@ def parse_scenario(
         sample_iv = sim.number("sample_interval_s", default=1.0, gt=0)
         ckpt_iv = sim.number("checkpoint_interval_s", default=60.0, gt=0)
         threads = sim.number("threads", default=None, min=1, integer=True)
+        ex_vivo = sim.boolean("ex_vivo", default=False)
         sim.finish()
 
     phases = []
@@ -403,7 +410,16 @@ def parse_scenario(
         base_dir=Path(base_dir),
         source_text=source_text,
         tumour_target=tumour_target,
+        ex_vivo=bool(ex_vivo),
     )
+
+
+def ex_vivo_library(library: TissueLibrary) -> TissueLibrary:
+    """``library`` with no blood perfusion and no metabolic heat in any tissue: the
+    ``[simulation] ex_vivo = true`` of cadaveric, bath and bench studies (dead tissue has
+    neither). Every other property is unchanged."""
+    off = {"perfusion_per_s": 0.0, "metabolic_W_m3": 0.0, "heat_generation_W_kg": 0.0}
+    return library.with_overrides(dict.fromkeys(library.names, off))
 
 
 def _si_params(value, path, errors):
