@@ -34,7 +34,7 @@ __all__ = ["CHECKPOINT_VERSION", "RunState", "digest", "fingerprint", "load", "s
 CHECKPOINT_VERSION = 3
 
 #: The sample series (:attr:`RunState.samples`), each a list with one entry per sample.
-SAMPLE_KEYS = ("time", "phase", "power", "tc", "nerve_max", "nerve_min")
+SAMPLE_KEYS = ("time", "phase", "power", "tc", "nerve_max", "nerve_min", "iceball")
 
 
 @dataclass

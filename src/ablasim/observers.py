@@ -32,7 +32,7 @@ from .errors import ScenarioError
 from .model import Model
 from .protocol import Limits, Thermocouple
 from .sensors import SensorSet
-from .solvers import Stepper, padded_index
+from .solvers import Stepper, isotherm_stats, padded_index
 from .sources import BoundSource
 
 __all__ = [
@@ -151,6 +151,8 @@ class Sampler:
         self.sensors = sensors
         self.nerves = nerves
         self.interval = float(interval)
+        #: Levels [°C] whose voxel count and extent each sample records (the iceball).
+        self.isotherms: tuple[float, ...] = ()
 
     def start(self, st: RunState) -> None:
         """The sample at t = 0 of a new run."""
@@ -170,6 +172,8 @@ class Sampler:
         nmax, nmin = self.nerves.extremes(st.T)
         s["nerve_max"].append(nmax)
         s["nerve_min"].append(nmin)
+        counts, extents = isotherm_stats(st.T, self.isotherms)
+        s["iceball"].append([*counts.tolist(), *extents.ravel().tolist()])
 
     def after_step(self, st: RunState, done: StepDone) -> None:
         slack = 1e-9 * self.interval

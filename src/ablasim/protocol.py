@@ -70,13 +70,26 @@ class Limits:
     first crossings, the generator cut-off): **reaching it counts**. A temperature is
     too hot when ``T >= hot_C`` (:meth:`too_hot`) and too cold when ``T <= cold_C``
     (:meth:`too_cold`, never when ``cold_C`` is None). A nerve voxel at exactly 45.0 °C
-    has crossed the 45 °C limit.
+    has crossed the 45 °C limit. ``isotherms_C``: the levels whose volume and extent a
+    run that may freeze records with every sample (the iceball).
     """
 
     hot_C: float = 45.0
     cold_C: float | None = 10.0
+    #: The iceball's isotherms [°C], followed when something may freeze.
+    isotherms_C: tuple[float, ...] = (0.0, -20.0, -40.0)
 
     def __post_init__(self) -> None:
+        try:
+            levels = tuple(float(v) for v in self.isotherms_C)
+        except (TypeError, ValueError):
+            levels = ()
+        if not levels or not all(math.isfinite(v) and v <= 0.0 for v in levels):
+            raise ScenarioError(
+                "safety.iceball_isotherms_C must be one or more temperatures at or below "
+                f"0 °C, got {list(self.isotherms_C)!r}"
+            )
+        object.__setattr__(self, "isotherms_C", levels)
         if not math.isfinite(self.hot_C):
             raise ScenarioError(f"safety.hot_limit_C must be finite, got {self.hot_C!r}")
         if self.cold_C is not None and not (

@@ -342,6 +342,7 @@ def build_report(
             "steps": p.steps,
             "dt_s": _r(p.dt_s, 5),
             "cutoff_at_s": _r(p.cutoff_at_s, 2),
+            "held_heat_J": _r(p.held_heat_J, 3),
         }
         for p in result.phases
     ]
@@ -373,8 +374,9 @@ def build_report(
             "tumour_coverage_fraction": _r(z.tumour_coverage_fraction, 4),
             "tumour_volume_ml": _r(z.tumour_volume_ml, 4),
         },
-        "sections": list(result.sections),
+        "sections": list(result.sections) + (["iceball"] if analysis.iceball else []),
         **{name: _rounded(sec) for name, sec in result.sections.items()},
+        **({"iceball": _rounded(analysis.iceball)} if analysis.iceball else {}),
         "thermocouples": {
             t.name: {
                 "position_mm": [_r(v * 1e3, 2) for v in t.position],
@@ -732,6 +734,8 @@ def render_text(report: dict[str, Any]) -> str:
     lines.append("Phases")
     for p in report["phases"]:
         cut = "" if p["cutoff_at_s"] is None else f", sources cut off at {_fmt_t(p['cutoff_at_s'])}"
+        if p.get("held_heat_J"):
+            cut += f", held walls drew {p['held_heat_J'] / 1e3:.2f} kJ"
         lines.append(
             f"  {p['name']:<16}{_fmt_t(p['duration_s']):>9}, {p['energy_J'] / 1e3:.2f} kJ, "
             f"{p['steps']} steps of {p['dt_s']:.3g} s{cut}"

@@ -124,6 +124,7 @@ class SafetyAnalysis:
     unresolved: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
     tumour: TumourCoverage = TumourCoverage(None, 1.0, 0.0, None)
+    iceball: dict | None = None
 
 
 def analyse(result: Result, criterion, *, tumour: str = "tumour", target=None) -> SafetyAnalysis:
@@ -212,7 +213,36 @@ def analyse(result: Result, criterion, *, tumour: str = "tumour", target=None) -
         tuple(unresolved),
         tuple(warnings),
         _tumour_coverage(model, zone, tumour, target),
+        _iceball(result, criterion, model.tumour_mask(tumour)),
     )
+
+
+def _iceball(result: Result, criterion, tmask: np.ndarray) -> dict | None:
+    """The report's ``iceball`` section from the run's isotherm traces (None when the
+    run followed none: nothing could freeze): per isotherm, keyed by its value as a
+    string, the largest volume [ml] and extent [mm] over the samples and when the volume
+    peaked [s]; the lethal isotherm's coverage of the tumour (from each voxel's lowest
+    temperature, so the union over time)."""
+    tel = result.telemetry
+    levels = [v for v in result.limits.isotherms_C if f"iceball_{v:g}C_ml" in tel]
+    if not levels:
+        return None
+    out: dict = {"isotherms_C": levels, "lethal_C": criterion.cold_C}
+    for v in levels:
+        name = f"iceball_{v:g}C"
+        vol = tel[f"{name}_ml"]
+        k = int(np.argmax(vol))
+        out[f"{v:g}"] = {
+            "max_volume_ml": float(vol[k]),
+            "at_s": float(result.time[k]),
+            "max_extent_mm": [float(tel[f"{name}_{a}_mm"].max()) for a in "xyz"],
+            "final_volume_ml": float(vol[-1]),
+        }
+    cover = None
+    if criterion.cold_C is not None and tmask.any():
+        cover = float((result.damage.t_min[tmask] <= criterion.cold_C).mean())
+    out["tumour_coverage_fraction"] = cover
+    return out
 
 
 def _tumour_coverage(model, zone: np.ndarray, tumour: str, target) -> TumourCoverage:

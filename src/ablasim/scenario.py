@@ -137,6 +137,9 @@ class Scenario:
     tumour_target: TumourTarget = field(default=TumourTarget())
     #: ``[simulation] ex_vivo``: no perfusion and no metabolic heat in any tissue.
     ex_vivo: bool = False
+    #: ``[simulation] stepping`` and ``super_step_s`` (:func:`ablasim.simulate`).
+    stepping: str = "auto"
+    super_step_s: float | None = None
 
     @property
     def grid(self) -> Grid | None:
@@ -345,6 +348,7 @@ def parse_scenario(
     dt_safety, sample_iv, ckpt_iv = 0.95, 1.0, 60.0
     threads = None
     ex_vivo = False
+    stepping, super_step = "auto", None
     if sim is not None:
         init_T = sim.number("initial_temperature_C", default=None)
         dt = sim.number("dt_s", default=None, gt=0)
@@ -353,6 +357,8 @@ def parse_scenario(
         ckpt_iv = sim.number("checkpoint_interval_s", default=60.0, gt=0)
         threads = sim.number("threads", default=None, min=1, integer=True)
         ex_vivo = sim.boolean("ex_vivo", default=False)
+        stepping = sim.string("stepping", default="auto", choices=("auto", "explicit", "super"))
+        super_step = sim.number("super_step_s", default=None, gt=0)
         sim.finish()
 
     phases = []
@@ -360,6 +366,7 @@ def parse_scenario(
     if not phase_tables:
         errors.add("phase", "at least one [[phase]] with a name and duration_s is required")
     seen = set()
+    probes: dict[str, tuple[str, Source]] = {}  # a named source: where first, as what
     for i, pt in enumerate(phase_tables):
         pname = pt.string("name", default=f"phase{i + 1}")
         if pname in seen:
@@ -374,6 +381,8 @@ def parse_scenario(
             )
             if s is not None
         )
+        for j, st in enumerate(pt.tables("source")):
+            _same_device(st, sources, probes, errors)
         pt.finish(known=("duration_s", "duration_min"))
         if duration is not None:
             phases.append(Phase(pname or f"phase{i + 1}", duration, sources))
@@ -411,7 +420,29 @@ def parse_scenario(
         source_text=source_text,
         tumour_target=tumour_target,
         ex_vivo=bool(ex_vivo),
+        stepping=stepping or "auto",
+        super_step_s=super_step,
     )
+
+
+def _same_device(st: Table, sources, probes: dict, errors) -> None:
+    """A source named explicitly in several phases is one device (the probe of a
+    freeze-thaw-freeze): its kind and needles must not change between phases."""
+    name = st.data.get("name")
+    src = next((s for s in sources if s.name == name), None)
+    if not isinstance(name, str) or src is None:
+        return
+    if name not in probes:
+        probes[name] = (st.path, src)
+        return
+    where, first = probes[name]
+    if type(first) is not type(src) or first.needles() != src.needles():
+        errors.add(
+            st.path + ".name",
+            f"{name!r} names the {first.kind} source of {where} with another kind or "
+            "geometry (tip_mm, direction, active_length_mm, diameter_mm); a probe keeps its "
+            "place between phases: repeat its geometry, or give this one another name",
+        )
 
 
 def ex_vivo_library(library: TissueLibrary) -> TissueLibrary:
@@ -563,9 +594,11 @@ def _read_safety(s: Table | None, errors):
     margin = s.number("tumour_margin_mm", default=0.0, min=0, scale=1e-3)
     cold_raw = s.raw("cold_limit_C", 10.0)
     cold = None if cold_raw is False else s.number("cold_limit_C", default=10.0)
+    levels = s.raw("iceball_isotherms_C", [0.0, -20.0, -40.0])
+    lethal = s.number("lethal_C", default=None, max=0)
     try:
         if hot is not None:
-            limits = Limits(hot, cold)
+            limits = Limits(hot, cold, tuple(levels) if isinstance(levels, list) else levels)
     except ScenarioError as exc:  # its message already names safety.cold_limit_C
         errors.add("", str(exc))
     ab = s.table("ablation")
@@ -580,7 +613,14 @@ def _read_safety(s: Table | None, errors):
         cold_ab = None if cold_ab is False else ab.number("cold_C", default=-20.0)
         ab.finish()
         if None not in (kind, cem, om, tC):
-            ablation = AblationCriterion(kind, cem, om, tC, cold_ab)
+            if lethal is not None and ab.has("cold_C") and cold_ab != lethal:
+                errors.add(
+                    s.path + ".lethal_C",
+                    f"{lethal:g} °C differs from ablation.cold_C = {cold_ab}; give one of them",
+                )
+            ablation = AblationCriterion(kind, cem, om, tC, cold_ab if lethal is None else lethal)
+    elif lethal is not None:
+        ablation = AblationCriterion(cold_C=lethal)
     names = set()
     for i, t in enumerate(s.tables("thermocouple")):
         name = t.string("name", default=f"tc{i + 1}")
@@ -607,8 +647,18 @@ def _read_damage(d: Table | None, errors) -> PerfusionShutdown:
     om = None if om is False else d.number("perfusion_shutdown_omega", default=4.6, gt=0)
     tC = d.raw("perfusion_shutdown_C", 60.0)
     tC = None if tC is False else d.number("perfusion_shutdown_C", default=60.0, gt=0)
+    fC = d.raw("perfusion_shutdown_frozen_C", -20.0)
+    fC = (
+        None
+        if fC is False
+        else d.number("perfusion_shutdown_frozen_C", default=-20.0, max=-1e-9, hint=" (below 0 °C)")
+    )
     d.finish()
-    return PerfusionShutdown(om, tC)
+    try:
+        return PerfusionShutdown(om, tC, fC)
+    except ScenarioError as exc:
+        errors.add("damage", str(exc))
+        return PerfusionShutdown()
 
 
 def _read_output(o: Table | None, errors) -> dict:

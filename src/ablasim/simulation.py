@@ -201,6 +201,8 @@ def simulate(
     dt_use, dt_limit, n_steps, dts, may_freeze = _time_step(
         models, bound, phases, init, changes, dt, dt_safety
     )
+    if may_freeze:  # follow the iceball
+        sampler.isotherms = limits.isotherms_C
     stages = [1] * len(phases)
     if stepping == "super" or (stepping == "auto" and may_freeze and dt is None):
         n_steps, dts, stages = _super_steps(phases, dt_safety * dt_limit, super_step)
@@ -209,7 +211,7 @@ def simulate(
     extra = [
         checkpoints.digest(initial_temperature),
         [(t.name, t.position, t.cutoff) for t in tcs],
-        [limits.hot_C, limits.cold_C],
+        [limits.hot_C, limits.cold_C, list(limits.isotherms_C)],
         list(shutdown.thresholds()),
         sample_interval,
         [stepping, super_step],
@@ -289,7 +291,21 @@ def simulate(
                 power, Q, P, p_scale = heating.at(_interior(stepper.T), st.step * dt_p)
                 if held.update((st.step + 1) * dt_p) < liquidus:
                     st.phase_change = True
-                if stages[p] > 1:
+                if stages[p] > 1 and st.step == 0:
+                    # a phase's first super step in explicit steps: a probe switched on
+                    # or off is a jump that RKL2 damps too little (its stiff modes keep
+                    # up to their full amplitude), so the tissue next to it would
+                    # overshoot the wall's temperature for a while
+                    st.phase_change = True
+                    n_sub = math.ceil(dt_p / (dt_safety * dt_limit) - 1e-9)
+                    drawn = 0.0
+                    for _ in range(n_sub):
+                        tmax, tmin, finite = stepper.step(
+                            dt_p / n_sub, Q, P, p_scale, phase_change=True
+                        )
+                        drawn += stepper.held_heat_J
+                    stepper.held_heat_J = drawn
+                elif stages[p] > 1:
                     st.phase_change = True
                     tmax, tmin, finite = stepper.super_step(dt_p, stages[p], Q, P, p_scale)
                 else:
@@ -707,7 +723,8 @@ def _result(model, phases, st, tcs, nerves, limits, n_steps, dts, timing, bound)
         sensors={tc.name: tc_arr[:, k] for k, tc in enumerate(tcs)},
         nerve_max_trace={name: nmax[:, k] for k, name in enumerate(nerves.names)},
         nerve_min_trace={name: nmin[:, k] for k, name in enumerate(nerves.names)},
-        telemetry=_telemetry_columns(st.telemetry),
+        telemetry=_telemetry_columns(st.telemetry)
+        | _iceball_columns(s["iceball"], n, limits.isotherms_C, model.grid.spacing),
         thermocouples=tc_summ,
         nerves=nerve_summ,
         limits=limits,
@@ -813,6 +830,23 @@ def _cutoff_event(p, phase, t0, st, tcs, tc_arr, limits) -> dict:
         "planned_energy_J": planned,
         "fraction_of_energy": energy / planned if planned else None,
     }
+
+
+def _iceball_columns(rows, n: int, levels, h: float) -> dict[str, np.ndarray]:
+    """The iceball's traces: per isotherm its volume [ml] and extent along x, y, z [mm]
+    at every sample (``iceball_-20C_ml``, ``iceball_-20C_x_mm``, ...); none when the
+    run followed none (nothing could freeze)."""
+    arr = np.asarray(rows, dtype=float).reshape(n, -1)
+    if not arr.shape[1]:
+        return {}
+    nl = len(levels)
+    out = {}
+    for k, level in enumerate(levels):
+        name = f"iceball_{level:g}C"
+        out[f"{name}_ml"] = arr[:, k] * h**3 * 1e6
+        for a, axis in enumerate("xyz"):
+            out[f"{name}_{axis}_mm"] = arr[:, nl + 3 * k + a] * h * 1e3
+    return out
 
 
 def _telemetry_columns(rows: list[dict]) -> dict[str, np.ndarray]:

@@ -108,6 +108,8 @@ def run_case(sd: ScenarioData, values: Mapping[str, Any]) -> CaseResult:
         initial_temperature=sc.initial_temperature_C,
         dt=sc.dt_s,
         dt_safety=sc.dt_safety,
+        stepping=sc.stepping,
+        super_step=sc.super_step_s,
         thermocouples=built.thermocouples,
         limits=sc.limits,
         perfusion_shutdown=sc.shutdown,

@@ -14,6 +14,7 @@ from .fused import (
     row_bounds,
     save_voxels,
 )
+from .isotherms import isotherm_stats
 from .pennes import (
     PHASE_COLUMNS,
     enthalpy,
@@ -44,6 +45,7 @@ __all__ = [
     "fill_ghosts_copy",
     "frozen_conductivity",
     "frozen_fraction",
+    "isotherm_stats",
     "jit",
     "padded_index",
     "pennes_damage_step",

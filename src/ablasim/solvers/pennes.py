@@ -53,6 +53,7 @@ __all__ = [
     "pennes_step",
     "pennes_step_numpy",
     "phase_rhs",
+    "rhs_at",
     "row_extremes",
     "row_update",
     "stable_dt",
@@ -145,7 +146,7 @@ def _divergence(T, k, i, j, m):
 
 
 @jit_inline
-def _rhs(T, k, W, Q, qs, P, ps, t_art, inv_h2, i, j, m):
+def rhs_at(T, k, W, Q, qs, P, ps, t_art, inv_h2, i, j, m):
     """div(k grad T) + W (T_a - T) + qs Q + ps P at voxel (i, j, m) [W/m^3] (padded
     indices).
 
@@ -164,7 +165,7 @@ def _rhs(T, k, W, Q, qs, P, ps, t_art, inv_h2, i, j, m):
 def _row_plain(T, k, inv_rhoc, W, Q, qs, P, ps, t_art, dt, inv_h2, out, i, j):
     """One z-row of the plain heat-equation update (a loop LLVM vectorises)."""
     for m in range(1, out.shape[2] - 1):
-        rhs = _rhs(T, k, W, Q, qs, P, ps, t_art, inv_h2, i, j, m)
+        rhs = rhs_at(T, k, W, Q, qs, P, ps, t_art, inv_h2, i, j, m)
         out[i, j, m] = T[i, j, m] + dt * inv_rhoc[i - 1, j - 1, m - 1] * rhs
 
 
@@ -178,11 +179,11 @@ def frozen_fraction(t, tsol, tliq):
 
 @jit_inline
 def phase_rhs(T, k, W, Q, qs, P, ps, t_art, inv_h2, labels, phase, i, j, m):
-    """:func:`_rhs` with blood perfusion and metabolic heat scaled by the unfrozen
+    """:func:`rhs_at` with blood perfusion and metabolic heat scaled by the unfrozen
     fraction (both stop in frozen tissue; Go-Smart's cryo model switches them off below
     -2 °C, docs/physics.md §1.5). ``k`` must already follow the frozen fraction
     (:func:`frozen_conductivity`)."""
-    rhs = _rhs(T, k, W, Q, qs, P, ps, t_art, inv_h2, i, j, m)
+    rhs = rhs_at(T, k, W, Q, qs, P, ps, t_art, inv_h2, i, j, m)
     lab = labels[i - 1, j - 1, m - 1]
     fs = frozen_fraction(T[i, j, m], phase[lab, 3], phase[lab, 4])
     return rhs - fs * (W[i - 1, j - 1, m - 1] * (t_art - T[i, j, m]) + phase[lab, 10])

@@ -40,7 +40,7 @@ import math
 import numpy as np
 
 from ._jit import jit, prange
-from .pennes import enthalpy, phase_rhs, temperature_from_enthalpy
+from .pennes import enthalpy, phase_rhs, rhs_at, temperature_from_enthalpy
 
 __all__ = ["rkl2_coefficients", "rkl2_stage", "rkl2_stages"]
 
@@ -103,24 +103,43 @@ def rkl2_stage(Y1, Y2, Y0, L0, k, W, Q, qs, P, ps, t_art, h, labels, phase, mu, 
         for j in range(1, ny + 1):
             for m in range(1, nz + 1):
                 lab = labels[i - 1, j - 1, m - 1]
+                t0 = Y0[i, j, m]
+                t1 = Y1[i, j, m]
+                t2 = Y2[i, j, m]
                 rc = phase[lab, 0]
-                rcf = phase[lab, 1]
-                lat = phase[lab, 2]
-                tsol = phase[lab, 3]
                 tliq = phase[lab, 4]
-                latv = phase[lab, 5]
                 tv0 = phase[lab, 6]
-                tv1 = phase[lab, 7]
-                rhs = phase_rhs(Y1, k, W, Q, qs, P, ps, t_art, inv_h2, labels, phase, i, j, m)
-                h0 = enthalpy(Y0[i, j, m], rc, rcf, lat, tsol, tliq, latv, tv0, tv1)
-                if first:
-                    L0[i - 1, j - 1, m - 1] = rhs
-                    hv = h0 + mut * rhs
-                else:
-                    h1 = enthalpy(Y1[i, j, m], rc, rcf, lat, tsol, tliq, latv, tv0, tv1)
-                    h2 = enthalpy(Y2[i, j, m], rc, rcf, lat, tsol, tliq, latv, tv0, tv1)
-                    hv = mu * h1 + nu * h2 + c0 * h0 + mut * rhs + gt * L0[i - 1, j - 1, m - 1]
-                t = temperature_from_enthalpy(hv, rc, rcf, lat, tsol, tliq, latv, tv0, tv1)
+                lo = min(t0, min(t1, t2))
+                hi = max(t0, max(t1, t2))
+                t = np.nan
+                if lo >= tliq and hi <= tv0:
+                    # most of the grid: every state unfrozen and below boiling, where
+                    # H = const + rc T, so the combination is one in T (no latent heat)
+                    rhs = rhs_at(Y1, k, W, Q, qs, P, ps, t_art, inv_h2, i, j, m)
+                    if first:
+                        L0[i - 1, j - 1, m - 1] = rhs
+                        t = t0 + mut * rhs / rc
+                    else:
+                        lin = mu * t1 + nu * t2 + c0 * t0
+                        t = lin + (mut * rhs + gt * L0[i - 1, j - 1, m - 1]) / rc
+                    if t < tliq or t > tv0:  # it leaves the linear range: the full way
+                        t = np.nan
+                if t != t:  # NaN: the enthalpy way (freezing, thawing, boiling)
+                    rcf = phase[lab, 1]
+                    lat = phase[lab, 2]
+                    tsol = phase[lab, 3]
+                    latv = phase[lab, 5]
+                    tv1 = phase[lab, 7]
+                    rhs = phase_rhs(Y1, k, W, Q, qs, P, ps, t_art, inv_h2, labels, phase, i, j, m)
+                    h0 = enthalpy(t0, rc, rcf, lat, tsol, tliq, latv, tv0, tv1)
+                    if first:
+                        L0[i - 1, j - 1, m - 1] = rhs
+                        hv = h0 + mut * rhs
+                    else:
+                        h1 = enthalpy(t1, rc, rcf, lat, tsol, tliq, latv, tv0, tv1)
+                        h2 = enthalpy(t2, rc, rcf, lat, tsol, tliq, latv, tv0, tv1)
+                        hv = mu * h1 + nu * h2 + c0 * h0 + mut * rhs + gt * L0[i - 1, j - 1, m - 1]
+                    t = temperature_from_enthalpy(hv, rc, rcf, lat, tsol, tliq, latv, tv0, tv1)
                 out[i, j, m] = t
                 a = t if t > a else a
                 b = t if t < b else b
