@@ -22,7 +22,8 @@ The model: a layer of the fluid replaces soft tissue in the space it fills.
   widens the gap; the model's protection is then a lower bound on that account.
 * **No flow, no leak.** The fluid stays where it is placed, for the rest of the run
   (``lasting``: later phases keep the layer); gas convection and leakage along the canal
-  are not modelled.
+  are not modelled. Write it once, in the first phase it applies to: written again in a
+  later phase, it would be placed again, at ``temperature_C``, when that phase starts.
 * **CO₂'s heat capacity is an effective one.** The gas conducts with its real k
   (0.0166 W/m/K, ~30 x less than tissue) but its ρc is raised from ~1.5 kJ/m³/K to
   50 kJ/m³/K (library ``co2``: effective density): at the real value an explicit step at
