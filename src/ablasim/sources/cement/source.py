@@ -28,7 +28,7 @@ from ...reader import raise_problems
 from ..base import BoundSource, MaterialChange, Source, param
 from ..registry import register
 from .filling import LEAK_SPACES, fill_classes, grow, leak, leak_spaces
-from .kinetics import DEFAULT_KINETICS, KINETICS, cure_isothermal, cure_step
+from .kinetics import DEFAULT_KINETICS, KINETICS, cure_isothermal, cure_step, rate
 
 if TYPE_CHECKING:
     from ...model import Model
@@ -257,6 +257,7 @@ class BoundCement(BoundSource):
         self.alpha = np.full(n, float(alpha0))
         self.amax = np.full(n, float(amax0))
         self.T_last = np.full(n, float(src.injection_C))
+        self.rate = np.zeros(n)  # dα/dt at T_last
         self.hot = np.full(n, float(src.injection_C))
         self.t_above = np.zeros(n)
         self.t_last: float | None = None
@@ -272,6 +273,7 @@ class BoundCement(BoundSource):
     def deposit(self, Q: np.ndarray, T: np.ndarray, t: float) -> float:
         if self.t_last is None:  # the injection: the cure starts from here
             self.T_last[...] = T[tuple(self.coords.T)]
+            self.rate[...] = rate(self.alpha, self.T_last, self.amax, self.kin)
             self.t_last = float(t)
             self._track(T)
             return 0.0
@@ -279,8 +281,8 @@ class BoundCement(BoundSource):
         if dt <= 0:
             return 0.0
         released = cure_step(
-            self.coords, T, self.T_last, self.alpha, self.amax, dt, self.kin, self.rhoH, Q,
-            self.dq, self.hot, self.t_above, HOT_C,
+            self.coords, T, self.T_last, self.alpha, self.amax, self.rate, dt, self.kin,
+            self.rhoH, Q, self.dq, self.hot, self.t_above, HOT_C,
         )  # fmt: skip
         self.t_last = float(t)
         self._track(T)
@@ -295,6 +297,7 @@ class BoundCement(BoundSource):
             "alpha": self.alpha.copy(),
             "amax": self.amax.copy(),
             "T_last": self.T_last.copy(),
+            "rate": self.rate.copy(),
             "hot": self.hot.copy(),
             "t_above": self.t_above.copy(),
             "t_last": self.t_last,
@@ -302,7 +305,7 @@ class BoundCement(BoundSource):
         }
 
     def restore(self, state) -> None:
-        for key in ("alpha", "amax", "T_last", "hot", "t_above"):
+        for key in ("alpha", "amax", "T_last", "rate", "hot", "t_above"):
             getattr(self, key)[...] = np.asarray(state[key], dtype=float)
         self.t_last = None if state["t_last"] is None else float(state["t_last"])
         peak = state["interface_peak"]
