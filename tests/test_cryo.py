@@ -425,6 +425,12 @@ def test_single_needle_in_gel_isotherm_spacing():
     near the tip and heel (Etheridge et al. 2013, docs/physics.md §6), and at 1 mm the
     1.47 mm needle is a single voxel column (1 mm² against 1.7 mm²). A miss stays as a
     strict xfail with the numbers, not a wider range.
+
+    Seen (after the above was written): 0 °C at 12.56 mm, -40 °C at 4.34 mm, gap
+    8.23 mm at 1 mm (9 s on 2 cores; the same with 2 s and 10 s super steps); at 0.5 mm
+    (not run here, 150 s) 15.15 and 6.50 mm, gap 8.65 mm: the better-resolved needle
+    grows both radii by ~2.4 mm, the gap by 0.4 mm. Inside the range, below the
+    source's 1 cm by 1.4-1.8 mm, as the log profile predicted.
     """
     r0, r40 = _needle_in_gel(1e-3)
     gap_mm = (r0 - r40) * 1e3
