@@ -1,0 +1,135 @@
+"""Bone cement against published temperatures (slow): the set-up of each study as far as
+the model can reproduce it is written in each test before its result was looked at;
+the ranges are the published mean ± 2 SD (or the stated band). Misses are kept as strict
+xfails with the numbers the model gave.
+
+Shared physics notes §4b: Aebli et al. 2006 (E2), the goat vertebroplasty study of 2003
+(E3), Anselmetti et al. 2009 (E4). No study here used a mould (they are in vivo), so
+none is modelled; the mould matters for bench exotherm tests (§1.4, Li et al. 2004).
+Common limits: there is no sheep or goat phantom, so the human L1/L3 phantom stands for
+the animals' lumbar vertebrae (theirs are smaller: the same cement is a larger fraction
+of the body); the cement's heat capacity is the reference model's 630 J/kg/K (§1.4
+[U]); cement and trabecular bone are not mixed within a voxel, so a thermocouple inside
+the cement reads pure cement.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+import ablasim as ab
+from ablasim.scenario import parse_scenario
+
+pytestmark = pytest.mark.slow
+
+# 1 mm vertebra; x lateral, y anterior (the canal behind at negative y), z cranial
+SCENARIO = """
+name = "{name}"
+[grid]
+spacing_mm = 1
+extent_mm = [48, 60, 48]
+center_mm = [0, -4, 0]
+[anatomy]
+phantom = "vertebra"
+level = "{level}"
+[[phase]]
+name = "cement"
+duration_min = 15
+[[phase.source]]
+kind = "cement"
+volume_ml = {volume}
+center_mm = [0, 0, 0]
+mixing_to_injection_min = 5
+[safety]
+[[safety.thermocouple]]
+name = "centre"
+position_mm = [0, 0, 0]
+[[safety.thermocouple]]
+name = "endplate"
+position_mm = [0, 0, 11]
+[[safety.thermocouple]]
+name = "disc"
+position_mm = [0, 0, 14.5]
+[[safety.thermocouple]]
+name = "epidural"
+position_mm = [0, -17, 0]
+"""
+
+
+def _run(name, level, volume):
+    sc = parse_scenario(SCENARIO.format(name=name, level=level, volume=volume))
+    built = sc.build()
+    res = ab.simulate(
+        built.model, built.phases, thermocouples=built.thermocouples,
+        bound_sources=built.bound, threads=2,
+    )  # fmt: skip
+    peaks = {k: v.max_temperature_C for k, v in res.thermocouples.items()}
+    return res, peaks
+
+
+@pytest.fixture(scope="module")
+def sheep():
+    """Aebli 2006: 4.0 ml PMMA into a lumbar body (sheep in vivo), thermocouples in the
+    body's centre and at the cranial endplate, in the disc and behind the posterior wall;
+    here the L1 phantom, the cement from the body's centre, 15 min."""
+    return _run("aebli-2006", "L1", 4.0)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="model 173.0 °C at the centre against 43.3 ± 6.9: the thermocouple is in pure "
+    "cement of c = 630 J/kg/K (adiabatic rise 159 K), the sheep's in a cement-bone mix",
+)
+def test_aebli_2006_sheep_4ml_centre(sheep):
+    """Centre 43.3 ± 6.9 °C: 29.5-57.1 °C."""
+    _, peaks = sheep
+    assert 29.5 <= peaks["centre"] <= 57.1, peaks
+
+
+def test_aebli_2006_sheep_4ml_endplate_disc_and_wall(sheep):
+    """Cranial endplate 42.4 ± 8.8 °C: 24.8-60 °C; discs below 41 °C; the dorsal wall
+    (here the epidural space behind it) below 47 °C. Model: 50.7, 40.9 and 39.3 °C."""
+    _, peaks = sheep
+    assert 24.8 <= peaks["endplate"] <= 60.0, peaks
+    assert peaks["disc"] < 41.0, peaks
+    assert peaks["epidural"] < 47.0, peaks
+
+
+@pytest.fixture(scope="module")
+def goat():
+    """Goat L3-L5 in vivo, 0.8 ml (22 % of the body): interface, epidural and disc
+    temperatures; here the L1 phantom, 0.8 ml from the body's centre."""
+    return _run("goat-2003", "L1", 0.8)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="model 50.6 °C at the interface against 44.6 (band 39.6-49.6): 0.8 ml of pure "
+    "cement peaks at 96 °C in its core",
+)
+def test_goat_08ml_interface(goat):
+    """Bone-cement interface 44.6 °C (band ± 5 K: no spread published): the hottest bone
+    voxel next to the cement."""
+    res, _ = goat
+    assert 39.6 <= res.sections["cement"]["interface_peak_temperature_C"] <= 49.6
+
+
+def test_goat_08ml_epidural_and_disc(goat):
+    """Epidural 37.0 °C and disc 37.5 °C (each below 38.5 °C). Model: 37.3, 37.5 °C."""
+    _, peaks = goat
+    assert peaks["epidural"] < 38.5, peaks
+    assert peaks["disc"] < 38.5, peaks
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="model 181.9 °C in the cement against peak groups of at most 86.7 ± 10.7 °C "
+    "(c = 630 J/kg/K: the adiabatic rise is 159 K)",
+)
+def test_anselmetti_2009_patients_peak_in_the_cement():
+    """22 patients, lumbar vertebroplasty, thermocouples along a needle in the cement:
+    peak groups 86.7 ± 10.7, 60.5 ± 3.7, 44.8 ± 2.6 °C by cement, so 39.6-108.1 °C in
+    all; here L3, 5 ml (a typical lumbar volume; not stated per patient), the hottest
+    cement voxel's peak."""
+    res, _ = _run("anselmetti-2009", "L3", 5.0)
+    assert 39.6 <= res.sections["cement"]["peak_temperature_C"] <= 108.1
