@@ -2,8 +2,8 @@
 integration, the energy of an insulated block, convergence of the coupled problem, the
 fill and the leak, the report's section, ex vivo runs and bad input.
 
-Numbers: shared physics notes §3.4 (the rate law and its parameter sets), §1.4 (cement
-properties), §6 (the ratcheted glass limit, the seed conversion).
+Numbers: docs/physics.md §3.4 (the rate law, its parameter sets, the ratcheted glass
+limit, the seed conversion) and §1.4 (the cement's properties).
 """
 
 from __future__ import annotations

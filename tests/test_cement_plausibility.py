@@ -3,7 +3,7 @@ the model can reproduce it is written in each test before its result was looked 
 the ranges are the published mean ± 2 SD (or the stated band). Misses are kept as strict
 xfails with the numbers the model gave.
 
-Shared physics notes §4b: Aebli et al. 2006 (E2), the goat vertebroplasty study of 2003
+docs/physics.md §4b: Aebli et al. 2006 (E2), the goat vertebroplasty study of 2003
 (E3), Anselmetti et al. 2009 (E4). No study here used a mould (they are in vivo), so
 none is modelled; the mould matters for bench exotherm tests (§1.4, Li et al. 2004).
 Common limits: there is no sheep or goat phantom, so the human L1/L3 phantom stands for

@@ -1,7 +1,7 @@
 """PMMA cure kinetics: the autocatalytic Arrhenius law with a glass-transition limit.
 
-The model (docs/physics.md, "Bone cement"; reference: shared physics notes §3.4, §6)
--------------------------------------------------------------------------------------
+The model (docs/physics.md §3.4; the cement material §1.4)
+----------------------------------------------------------
 The degree of cure (monomer conversion) ``α`` of each cement voxel follows
 
     dα/dt = K(T) · α^m · (α_max − α)^n,        K(T) = K₀ exp(−E₀ / (R T)),
@@ -75,7 +75,7 @@ GAS_CONSTANT = 8.314462618
 #: github.com/mhogg/cement_polymerisation, after Borzacchiello 1998).
 GLASS_TRANSITION_K = 378.0
 #: Seed conversion that starts the autocatalysis [-] (the reference model uses 1e-6 in
-#: its cup model and 1.019e-4 in its validation model; shared physics notes §6).
+#: its cup model and 1.019e-4 in its validation model; docs/physics.md §3.4).
 SEED_CONVERSION = 1e-4
 #: Largest explicit estimate of Δα in one sub-step [-] (sets the number of sub-steps).
 MAX_SUBSTEP_DALPHA = 0.01
@@ -129,7 +129,7 @@ class Kinetics:
         return self.K0 * np.exp(-self.E0 / (GAS_CONSTANT * (np.asarray(T_C, float) + 273.15)))
 
 
-#: The parameter sets by name (shared physics notes §3.4, as implemented in the
+#: The parameter sets by name (docs/physics.md §3.4, as implemented in the
 #: reference ABAQUS model github.com/mhogg/cement_polymerisation).
 KINETICS = {
     k.name: k
