@@ -78,7 +78,7 @@ __all__ = ["Interrupted", "simulate"]
 
 #: The default super step [s] (:mod:`ablasim.solvers.superstep`): the iceball's edge
 #: moves well under a voxel in it (tests/test_stefan.py compares with explicit steps).
-SUPER_STEP_S = 2.0
+SUPER_STEP_S = 10.0
 
 #: Temperatures outside this range [°C] mean the run has blown up.
 T_RUNAWAY = (-273.15, 1000.0)
@@ -291,23 +291,11 @@ def simulate(
                 power, Q, P, p_scale = heating.at(_interior(stepper.T), st.step * dt_p)
                 if held.update((st.step + 1) * dt_p) < liquidus:
                     st.phase_change = True
-                if stages[p] > 1 and st.step == 0:
-                    # a phase's first super step in explicit steps: a probe switched on
-                    # or off is a jump that RKL2 damps too little (its stiff modes keep
-                    # up to their full amplitude), so the tissue next to it would
-                    # overshoot the wall's temperature for a while
+                if stages[p] > 1:
                     st.phase_change = True
-                    n_sub = math.ceil(dt_p / (dt_safety * dt_limit) - 1e-9)
-                    drawn = 0.0
-                    for _ in range(n_sub):
-                        tmax, tmin, finite = stepper.step(
-                            dt_p / n_sub, Q, P, p_scale, phase_change=True
-                        )
-                        drawn += stepper.held_heat_J
-                    stepper.held_heat_J = drawn
-                elif stages[p] > 1:
-                    st.phase_change = True
-                    tmax, tmin, finite = stepper.super_step(dt_p, stages[p], Q, P, p_scale)
+                    tmax, tmin, finite = _super_step(
+                        stepper, dt_p, st.step, dt_safety * dt_limit, Q, P, p_scale
+                    )
                 else:
                     tmax, tmin, finite = stepper.step(
                         dt_p, Q, P, p_scale, phase_change=st.phase_change
@@ -521,6 +509,37 @@ def _time_step(models, bound, phases, init, changes, dt, dt_safety):
         )
     n_steps, dts = steps(dt_use)
     return dt_use, dt_limit, n_steps, dts, may_freeze
+
+
+#: Within a phase in super steps, a step starting t seconds after the phase's start is at
+#: most this times t long: a probe switched on or off is a jump, and the freezing front
+#: moves as the square root of time, fast at first; longer RKL2 steps there damp the
+#: jump's stiff modes too little and overshoot next to the wall (tests/test_stefan.py;
+#: benchmarks/bench_cryo.py). The steps grow geometrically from the explicit one.
+SUPER_STEP_RAMP = 0.25
+
+
+def _super_step(stepper: Stepper, tau, k: int, dt_explicit, Q, P, p_scale):
+    """Step ``k`` (of ``tau`` [s]) of a phase in super steps: explicit steps while
+    ``SUPER_STEP_RAMP * t`` is shorter than the explicit step ``dt_explicit``, then RKL2
+    steps of at most ``SUPER_STEP_RAMP * t`` (t since the phase start), the remainder
+    split evenly. The held voxels' heat of the whole step is left in
+    ``stepper.held_heat_J``."""
+    t, end = k * tau, (k + 1) * tau
+    drawn = 0.0
+    while t < end - 1e-9 * tau:
+        left = end - t
+        length = min(left, max(SUPER_STEP_RAMP * t, dt_explicit))
+        length = left / math.ceil(left / length - 1e-9)  # no sliver at the end
+        if length <= dt_explicit * (1 + 1e-12):
+            tmax, tmin, finite = stepper.step(length, Q, P, p_scale, phase_change=True)
+        else:
+            stages = rkl2_stages(length, dt_explicit)
+            tmax, tmin, finite = stepper.super_step(length, stages, Q, P, p_scale)
+        drawn += stepper.held_heat_J
+        t += length
+    stepper.held_heat_J = drawn
+    return tmax, tmin, finite
 
 
 def _super_steps(phases, dt_explicit: float, super_step: float | None):

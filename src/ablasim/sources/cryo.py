@@ -13,7 +13,7 @@ Assumptions and validity (stated in the report):
 * The wall is held exactly at ``probe_C`` over the whole active length, however much
   heat that takes: a real probe's gas flow limits the heat it can pull, and its wall
   warms when the load is high (many probes, warm tissue, the first minute). A held wall
-  is an upper bound on the iceball (docs/physics.md §6: Etheridge et al. 2013 fit the
+  is an upper bound on the iceball (docs/physics.md §3.3: Etheridge et al. 2013 fit the
   probe as a convective boundary and found the answer sensitive to how the transfer
   varies along the probe). The heat drawn is reported per phase (``held_heat_J``), so
   it can be checked against the system's capacity.
