@@ -302,13 +302,6 @@ def test_unknown_source_kind():
     assert "did you mean 'volumetric'" in msg
 
 
-def test_planned_source_kind_is_refused_clearly():
-    msg = _error(_edit(VALIDATION, 'kind = "volumetric"', 'kind = "cryo"'))
-    assert "phase[0].source[0].kind" in msg
-    assert "'cryo' is not implemented" in msg
-    assert "use one of ['microwave', 'rf', 'volumetric']" in msg
-
-
 @pytest.mark.parametrize(
     ("value", "says"),
     [("-5", "must be > 0, got -5"), ("0", "must be > 0, got 0"), ("nan", "must be finite"),

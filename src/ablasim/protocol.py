@@ -44,6 +44,13 @@ class Phase:
             )
         object.__setattr__(self, "duration", d)
         object.__setattr__(self, "sources", tuple(self.sources))
+        names = [s.name for s in self.sources]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ScenarioError(
+                f"phase {self.name!r}: source names must be unique within a phase (their "
+                f"telemetry columns are named after them); repeated: {twice}"
+            )
 
 
 @dataclass(frozen=True)
@@ -84,10 +91,14 @@ class Limits:
             levels = tuple(float(v) for v in self.isotherms_C)
         except (TypeError, ValueError):
             levels = ()
-        if not levels or not all(math.isfinite(v) and v <= 0.0 for v in levels):
+        if (
+            not levels
+            or len(set(levels)) != len(levels)
+            or not all(math.isfinite(v) and v <= 0.0 for v in levels)
+        ):
             raise ScenarioError(
-                "safety.iceball_isotherms_C must be one or more temperatures at or below "
-                f"0 °C, got {list(self.isotherms_C)!r}"
+                "safety.iceball_isotherms_C must be one or more different temperatures at "
+                f"or below 0 °C, got {list(self.isotherms_C)!r}"
             )
         object.__setattr__(self, "isotherms_C", levels)
         if not math.isfinite(self.hot_C):

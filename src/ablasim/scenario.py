@@ -181,15 +181,21 @@ class Scenario:
         bound = []
         for i, phase in enumerate(self.phases):
             bound_here = []
+            held = []  # (path, name, voxels held at the phase start)
             for j, src in enumerate(phase.sources):
                 path = f"phase[{i}].source[{j}]"
                 if not _check_needles(src, path, model, errors):
                     continue
                 try:
                     # geometry against the grid, fails early; kept for the run
-                    bound_here.append(src.bind(model))
+                    b = src.bind(model)
                 except ScenarioError as exc:
                     add_problems(errors, path, exc)
+                    continue
+                bound_here.append(b)
+                if (h := b.held(0.0)) is not None:
+                    held.append((path, src.name, h.index))
+            _check_held_overlap(held, errors)
             bound.append(tuple(bound_here))
         for i, tc in enumerate(self.thermocouples):
             _check_thermocouple(tc, f"safety.thermocouple[{i}]", model, errors)
@@ -381,10 +387,16 @@ def parse_scenario(
             )
             if s is not None
         )
-        for j, st in enumerate(pt.tables("source")):
+        tables = pt.tables("source")
+        for st in tables:
             _same_device(st, sources, probes, errors)
+        names = [s.name for s in sources]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        for n in twice:
+            errors.add(pt.path + ".source", f"{n!r} names two sources of this phase; give "
+                       "each its own name")  # fmt: skip
         pt.finish(known=("duration_s", "duration_min"))
-        if duration is not None:
+        if duration is not None and not twice:
             phases.append(Phase(pname or f"phase{i + 1}", duration, sources))
 
     limits, ablation, tcs, tumour_target = _read_safety(top.table("safety"), errors)
@@ -795,6 +807,18 @@ def _check_thermocouple(tc: Thermocouple, path: str, model: Model, errors: Error
             "expected there; move the thermocouple (the report's slice pictures show the "
             "anatomy)",
         )
+
+
+def _check_held_overlap(held, errors) -> None:
+    """Two sources of a phase must not hold the same voxels (two probes in one place)."""
+    for n, (path, name, idx) in enumerate(held):
+        for other_path, other, other_idx in held[:n]:
+            if np.intersect1d(idx, other_idx).size:
+                errors.add(
+                    path + ".tip_mm",
+                    f"{name!r} holds voxels that {other!r} ({other_path}) holds too: two "
+                    "probes cannot share a place; move one at least a diameter away",
+                )
 
 
 # -- plausibility: plans that make no anatomical sense, said but not refused -------------

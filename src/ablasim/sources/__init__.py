@@ -20,7 +20,6 @@ from __future__ import annotations
 
 from .base import BoundSource, HeldTemperature, MaterialChange, Needle, ScaledBoundSource, Source
 from .registry import (
-    PLANNED_KINDS,
     SOURCES,
     read_source,
     read_source_table,
@@ -37,7 +36,6 @@ from .rf import RFSource  # isort: skip
 from .volumetric import VolumetricSource  # isort: skip
 
 __all__ = [
-    "PLANNED_KINDS",
     "SOURCES",
     "BoundSource",
     "CementSource",

@@ -10,7 +10,6 @@ from ..reader import Errors, Table, format_errors
 from .base import Source
 
 __all__ = [
-    "PLANNED_KINDS",
     "SOURCES",
     "read_source",
     "read_source_table",
@@ -20,8 +19,6 @@ __all__ = [
 
 #: Every registered kind of source, by its scenario ``kind``.
 SOURCES: dict[str, type[Source]] = {}
-#: Kinds named in the design that this version does not simulate yet.
-PLANNED_KINDS: tuple[str, ...] = ()
 
 
 def register(cls: type[Source]) -> type[Source]:
@@ -42,11 +39,6 @@ def source_class(kind: str) -> type[Source]:
         return SOURCES[kind]
     except KeyError:
         pass
-    if kind in PLANNED_KINDS:
-        raise ScenarioError(
-            f"source kind {kind!r} is not implemented in this version of ablasim; use one "
-            f"of {sorted(SOURCES)}"
-        )
     raise ScenarioError(f"unknown source kind {kind!r}" + suggest(kind, SOURCES))
 
 
