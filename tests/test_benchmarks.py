@@ -44,3 +44,15 @@ def test_bench_vti_quick():
     res = mod.main(["--quick", "--repeats", "1"])  # also checks each reader reads the other
     assert res["write_ours_s"] > 0
     assert res["size_ours_MB"] > 0
+
+
+def test_bench_cryo_quick(tmp_path):
+    path = BENCH.parent / "bench_cryo.py"
+    spec = importlib.util.spec_from_file_location("bench_cryo", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    res = mod.main(["--quick", "--json", str(tmp_path / "c.json")])
+    assert all(s > 0 for s in res["passes"].values())
+    assert [r["stepping"] for r in res["runs"]] == ["explicit", "super 5 s", "super 10 s"]
+    assert all(r["lethal_voxels"] > 0 for r in res["runs"][1:])
+    assert (tmp_path / "c.json").stat().st_size > 100

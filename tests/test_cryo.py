@@ -182,13 +182,15 @@ def test_two_probes_of_a_phase_in_one_place_are_refused():
     second = _edit(VERTEBRA[VERTEBRA.index("[[phase.source]]") :], '"probes"', '"other"')
     msg = _error(VERTEBRA + second, build=True)
     assert "phase[0].source[1].tip_mm" in msg, msg
-    assert "'probes'" in msg and "share a place" in msg, msg
+    assert "'probes'" in msg, msg
+    assert "share a place" in msg, msg
 
 
 def test_two_sources_with_one_name_in_a_phase_are_refused():
     second = _edit(VERTEBRA[VERTEBRA.index("[[phase.source]]") :], "[0, 4, 0]", "[5, 4, 0]")
     msg = _error(VERTEBRA + second)
-    assert "phase[0].source" in msg and "'probes' names two sources" in msg, msg
+    assert "phase[0].source" in msg, msg
+    assert "'probes' names two sources" in msg, msg
 
 
 @pytest.mark.parametrize("levels", ["[0, 5]", "[0, -20, 1]", "[-20, -20]"])

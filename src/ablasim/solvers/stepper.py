@@ -165,6 +165,12 @@ class Stepper:
         self.kernel_s = 0.0
         self.damage_s = 0.0
 
+    @property
+    def conductivity(self) -> np.ndarray:
+        """The conductivity the step uses [W/m/K], padded: the materials' own, or with
+        ``phase_change`` following each voxel's frozen fraction (updated in place)."""
+        return self._k
+
     # -- changes between steps ------------------------------------------------------
     def refresh_ghosts(self) -> None:
         """Refill the ghost layer of :attr:`T` from its interior."""
