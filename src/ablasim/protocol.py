@@ -98,7 +98,7 @@ class Limits:
         ):
             raise ScenarioError(
                 "safety.iceball_isotherms_C must be one or more different temperatures at "
-                f"or below 0 °C, got {list(self.isotherms_C)!r}"
+                f"or below 0 °C, got {self.isotherms_C!r}"
             )
         object.__setattr__(self, "isotherms_C", levels)
         if not math.isfinite(self.hot_C):
