@@ -323,6 +323,7 @@ def build_report(
             "max_arrhenius_omega": float(f"{n.max_arrhenius_omega:.4g}"),
             "min_distance_to_ablation_mm": _r(n.min_distance_to_ablation_mm, 2),
             "hottest_point_mm": [_r(v, 2) for v in n.hottest_point_mm],
+            "coldest_point_mm": [_r(v, 2) for v in n.coldest_point_mm],
         }
     tissue_of = {s.name: s.tissue for s in result.model.structures}
     for name in analysis.unresolved:

@@ -311,17 +311,17 @@ def _pictures(out, sc, built, result, analysis) -> list[Path]:
 
     model = result.model
     probe = _probe_point(built, result)
+    cold = result.damage.t_min.min() < 0.0
     nerve_point = None
     if analysis.nerves:
-        worst = min(analysis.nerves.values(), key=lambda n: n.hot_margin_C)
-        nerve_point = tuple(v * 1e-3 for v in worst.hottest_point_mm)
+        worst = min(analysis.nerves.values(), key=lambda n: _margin(n, cold))
+        nerve_point = tuple(v * 1e-3 for v in _nerve_point_mm(worst, cold))
     nerve_masks = {n: model.structure_mask(n) for n in analysis.nerves}
     structures = {}
     if (tumour := model.tumour_mask()).any():  # named "tumour", or of a tumour tissue
         structures["tumour"] = tumour
     if analysis.zone_mask.any():
         structures["ablation zone"] = analysis.zone_mask
-    cold = result.damage.t_min.min() < 0.0
     iso = tuple(sc.output.get("isotherms_C", (45.0, 50.0, 60.0)))
     files = []
     field = result.damage.t_min if cold else result.damage.t_max
@@ -364,19 +364,15 @@ def _pictures(out, sc, built, result, analysis) -> list[Path]:
     files.append(out / "timeseries.png")
     from .viz.render3d import plot_3d  # pyvista only when drawing
 
-    def margin(n):  # the nerve nearest its limit first: the camera looks at it
-        if cold:
-            return np.inf if n.cold_margin_C is None else n.cold_margin_C
-        return n.hot_margin_C
-
-    worst_first = sorted(analysis.nerves.values(), key=margin)
+    # the nerve nearest its limit first: the camera looks at it
+    worst_first = sorted(analysis.nerves.values(), key=lambda n: _margin(n, cold))
     plot_3d(
         model,
         field,
         zone_mask=analysis.zone_mask,
         needles=[n for p in built.phases for s in p.sources for n in s.needles()],
         probe_point=probe,
-        nerve_points_mm={n.name: n.hottest_point_mm for n in worst_first},
+        nerve_points_mm={n.name: _nerve_point_mm(n, cold) for n in worst_first},
         cold=cold,
         title=f"{sc.name}: {name} temperature, isotherm surfaces",
         save=out / "isotherms_3d.png",
@@ -409,6 +405,19 @@ def _snapshots(sc, built):
     return Snapshots(index, sc.output.get("snapshot_interval_s", 10.0))
 
 
+def _margin(n, cold: bool) -> float:
+    """How far a nerve stayed from its limit [K]: the cold one in a run that froze."""
+    if cold:
+        return np.inf if n.cold_margin_C is None else n.cold_margin_C
+    return n.hot_margin_C
+
+
+def _nerve_point_mm(n, cold: bool):
+    """Where the pictures mark a nerve: its coldest point in a run that froze, else its
+    hottest."""
+    return n.coldest_point_mm if cold else n.hottest_point_mm
+
+
 def _write_extras(out, sc, built, result, analysis, snaps) -> list[Path]:
     """``pictures.json`` (always: what the pictures were drawn with, for ``ablasim plot``),
     the damage maps when ``[output] damage_pictures = true``, and the snapshots and
@@ -417,19 +426,14 @@ def _write_extras(out, sc, built, result, analysis, snaps) -> list[Path]:
 
     model = result.model
     probe = _probe_point(built, result)
-    worst = min(analysis.nerves.values(), key=lambda n: n.hot_margin_C, default=None)
     cold = bool(result.damage.t_min.min() < 0.0)
-
-    def margin(n):  # as _pictures orders the nerves for the 3D camera
-        if cold:
-            return np.inf if n.cold_margin_C is None else n.cold_margin_C
-        return n.hot_margin_C
+    worst = min(analysis.nerves.values(), key=lambda n: _margin(n, cold), default=None)
 
     nerve_names = set(model.nerve_structures())
     notes = {
         "scenario": sc.name,
         "probe_mm": [float(v) * 1e3 for v in probe],
-        "nerve_point_mm": list(worst.hottest_point_mm) if worst is not None else None,
+        "nerve_point_mm": list(_nerve_point_mm(worst, cold)) if worst is not None else None,
         "nerves": list(analysis.nerves),
         "tumour_structures": list(model.tumour_structures()),
         "isotherms_C": list(sc.output.get("isotherms_C", (45.0, 50.0, 60.0))),
@@ -450,7 +454,8 @@ def _write_extras(out, sc, built, result, analysis, snaps) -> list[Path]:
             for n in s.needles()
         ],
         "nerve_points_mm": {
-            n.name: list(n.hottest_point_mm) for n in sorted(analysis.nerves.values(), key=margin)
+            n.name: list(_nerve_point_mm(n, cold))
+            for n in sorted(analysis.nerves.values(), key=lambda n: _margin(n, cold))
         },
     }
     with atomic_write(out / PICTURE_NOTES) as fh:

@@ -82,6 +82,7 @@ class NerveSafety:
     min_distance_to_ablation_mm: float | None
     hottest_point_mm: tuple[float, float, float]
     verdict: str
+    coldest_point_mm: tuple[float, float, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -162,6 +163,7 @@ def analyse(result: Result, criterion, *, tumour: str = "tumour", target=None) -
         tmin = d.t_min[mask]
         track = result.nerves.get(name)
         hottest = np.unravel_index(np.argmax(np.where(mask, d.t_max, -np.inf)), grid.shape)
+        coldest = np.unravel_index(np.argmin(np.where(mask, d.t_min, np.inf)), grid.shape)
         fails = bool(limits.too_hot(tmax.max()) or limits.too_cold(tmin.min()))
         nerves[name] = NerveSafety(
             name=name,
@@ -182,6 +184,7 @@ def analyse(result: Result, criterion, *, tumour: str = "tumour", target=None) -
             min_distance_to_ablation_mm=None if dist is None else float(dist[mask].min()),
             hottest_point_mm=tuple(float(v) * 1e3 for v in grid.index_to_world(hottest)),
             verdict="FAIL" if fails else "PASS",
+            coldest_point_mm=tuple(float(v) * 1e3 for v in grid.index_to_world(coldest)),
         )
     if zone.any():
         idx = np.nonzero(zone)

@@ -210,7 +210,7 @@ def plot_3d(
         tips.append(np.asarray(probe_point) * 1e3)
         plotter.add_mesh(pv.Sphere(radius=1.5, center=tips[0]), color=COLOURS["active"])
 
-    # the margin: hottest nerve point → nearest ablated voxel (or the probe)
+    # the margin: the nerve point (hottest, or coldest in a cold run) → nearest ablated voxel
     focus_pts = list(tips[:1])
     text = title or ""
     if nerve_points_mm:
@@ -229,7 +229,8 @@ def plot_3d(
         if target is not None:
             gap = float(np.linalg.norm(target - point))
             plotter.add_mesh(pv.Line(point, target), color=COLOURS["margin"], line_width=6)
-            text += f"\n{name}: {gap:.1f} mm from its hottest point to the {what}"
+            extreme = "coldest" if cold else "hottest"
+            text += f"\n{name}: {gap:.1f} mm from its {extreme} point to the {what}"
 
     bounds = np.array(image.bounds).reshape(3, 2)
     if focus_pts:
