@@ -160,12 +160,13 @@ DEFAULT_KINETICS = "borzacchiello-1"
 
 # -- the rate law ----------------------------------------------------------------------------
 @nb.njit(cache=True, inline="always")
-def _f(a, amax, k, m, n):  # pragma: no cover - compiled
-    """``k α^m (α_max − α)^n``, zero at or beyond the limit."""
+def _f(a, amax, lnk, m, n):  # pragma: no cover - compiled
+    """``k α^m (α_max − α)^n`` with ``lnk = ln k``, zero at or beyond the limit: one
+    exponential and two logarithms (the two powers and the Arrhenius factor folded)."""
     d = amax - a
     if d <= 0.0 or a <= 0.0:
         return 0.0
-    return k * a**m * d**n
+    return math.exp(lnk + m * math.log(a) + n * math.log(d))
 
 
 def rate(alpha, T_C, alpha_max, kin: Kinetics) -> np.ndarray:
@@ -207,7 +208,7 @@ def _trapezoid(a0, f0, k1, amax1, h, m, n):  # pragma: no cover - compiled
 
 
 @nb.njit(cache=True, inline="always")
-def _advance(a, amax, f, T0_K, T1_K, dt, glass, K0, E0, m, n):  # pragma: no cover - compiled
+def _advance(a, amax, f, T0_K, T1_K, dt, glass, lnK0, E0, m, n):  # pragma: no cover - compiled
     """(α, α_max, rate at the end) after ``dt`` with T linear from T0_K to T1_K, from α
     and its rate ``f`` at T0_K (see the module)."""
     est = f * dt
@@ -217,20 +218,20 @@ def _advance(a, amax, f, T0_K, T1_K, dt, glass, K0, E0, m, n):  # pragma: no cov
     h = dt / nsub
     for s in range(nsub):
         T1 = T0_K + (T1_K - T0_K) * (s + 1) / nsub
-        k1 = K0 * math.exp(-E0 / (GAS_CONSTANT * T1))
+        lnk1 = lnK0 - E0 / (GAS_CONSTANT * T1)
         if glass:
             lim = T1 / GLASS_TRANSITION_K
             if lim > 1.0:
                 lim = 1.0
             if lim > amax:
                 amax = lim
-        if h * k1 * STIFFNESS_BOUND * (m + n) <= EXPLICIT_LIMIT:
+        if lnk1 <= math.log(EXPLICIT_LIMIT / (h * STIFFNESS_BOUND * (m + n))):
             # explicit trapezoid (Heun): stable and as accurate when h |df/dα| is small
             ap = min(a + h * f, amax)
-            a = min(a + 0.5 * h * (f + _f(ap, amax, k1, m, n)), amax)
+            a = min(a + 0.5 * h * (f + _f(ap, amax, lnk1, m, n)), amax)
         else:
-            a = _trapezoid(a, f, k1, amax, h, m, n)
-        f = _f(a, amax, k1, m, n)
+            a = _trapezoid(a, f, math.exp(lnk1), amax, h, m, n)
+        f = _f(a, amax, lnk1, m, n)
     return a, amax, f
 
 
@@ -258,12 +259,13 @@ def _cure_kernel(
     """Advance every cement voxel; add ``rhoH Δα/dt`` to Q and keep ``rhoH Δα`` in
     ``dq`` [J/m^3] (summed by the caller in a fixed order: the same sum whatever the
     number of threads). Tracks each voxel's peak and time above ``above_C``."""
+    lnK0 = math.log(K0)
     for v in nb.prange(coords.shape[0]):
         i, j, k = coords[v, 0], coords[v, 1], coords[v, 2]
         Tn = T[i, j, k]
         a0 = alpha[v]
         a1, am, f1 = _advance(
-            a0, amax[v], rate[v], T_last[v] + 273.15, Tn + 273.15, dt, glass, K0, E0, m, n
+            a0, amax[v], rate[v], T_last[v] + 273.15, Tn + 273.15, dt, glass, lnK0, E0, m, n
         )
         alpha[v] = a1
         amax[v] = am
