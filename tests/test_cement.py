@@ -396,7 +396,7 @@ def test_bad_values_are_named_by_their_key(change, key, words):
     ("change", "key", "words"),
     [
         ({"volume_ml": 80}, "volume_ml", "hold 24.99 ml"),  # how much fits
-        ({"center_mm": [0, -20, 0]}, "center_mm", "not in bone"),
+        ({"center_mm": [0, -20, 0]}, "center_mm", "not in the tumour or cancellous bone"),
         ({"center_mm": [0, 2, 30]}, "center_mm", "outside the grid"),
         ({"leak": {"into": "vein", "volume_ml": 0.5}}, "leak.into", "spaces it has: canal, disc"),
     ],
@@ -407,6 +407,24 @@ def test_bad_plans_for_the_model_are_named_by_their_key(vertebra, change, key, w
         src.bind(vertebra)
     assert f"source 'cement1' {key}: " in str(err.value)
     assert words in str(err.value)
+
+
+def test_a_leak_too_small_to_cross_the_cortex_is_refused():
+    """A 3 mm cortex between the cement and a disc: a one-voxel leak cannot reach it."""
+    grid = ab.Grid((12, 12, 12), 1e-3, origin=(-5.5e-3,) * 3)
+    labels = np.zeros(grid.shape, dtype=np.uint8)
+    labels[:, :, -2:] = 1  # z index 10, 11
+    labels[:, :, -5:-2] = 2  # 7, 8, 9; the centre lies at 5.5
+    model = ab.Model(
+        grid, labels,
+        (ab.Structure("body", "cancellous_bone"), ab.Structure("disc", "disc"),
+         ab.Structure("endplate", "cortical_bone")),
+    )  # fmt: skip
+    src = ab.CementSource(volume=0.2e-6, center=(0, 0, 0), leak_into="disc", leak_volume=1e-9)
+    with pytest.raises(ab.ScenarioError) as err:
+        src.bind(model)
+    assert "leak.volume_ml" in str(err.value)
+    assert "the channel through the cortex alone holds 0.003 ml" in str(err.value)
 
 
 def test_a_leak_the_space_cannot_hold_says_how_much_fits():

@@ -143,8 +143,9 @@ class CementSource(Source):
                 [
                     (
                         "center_mm",
-                        f"{where} mm lies in {s.name} ({s.tissue}), not in bone: cement fills "
-                        "from a point in the lytic tumour or cancellous bone; move center_mm",
+                        f"{where} mm lies in {s.name} ({s.tissue}), not in the tumour or "
+                        "cancellous bone: cement fills from a point in the lytic tumour or "
+                        "cancellous bone; move center_mm",
                     )
                 ],
                 owner,
@@ -198,6 +199,18 @@ class CementSource(Source):
                       "a neural structure; no leak path")],
                     owner,
                 )  # fmt: skip
+            if channel >= n_leak:
+                raise_problems(
+                    [
+                        (
+                            "leak.volume_ml",
+                            f"{self.leak_volume * 1e6:g} ml does not reach the "
+                            f"{self.leak_into}: the channel through the cortex alone holds "
+                            f"{channel * dv * 1e6:.3f} ml; give a larger leak",
+                        )
+                    ],
+                    owner,
+                )
             if lk.size < n_leak:
                 raise_problems(
                     [
