@@ -75,6 +75,7 @@ def kernel_passes(model, repeats: int) -> dict:
     )  # fmt: skip
     Q = f.Q_met.copy()
     rows = np.ones(model.grid.shape[:2], dtype=bool)
+    unknown = np.full(model.grid.shape[:2], np.nan)  # each row's lowest: scan them
 
     def best(fn) -> float:
         fn()
@@ -91,7 +92,9 @@ def kernel_passes(model, repeats: int) -> dict:
         "explicit_plain_s": best(lambda: stepper.step(0.01, Q, phase_change=False)),
         "rkl2_stage_s": best(lambda: stepper.super_step(1.0, stages, Q)) / stages,
         "k_refresh_s": best(
-            lambda: frozen_conductivity(stepper.T, m.labels, m.phase, stepper.conductivity, rows)
+            lambda: frozen_conductivity(
+                stepper.T, m.labels, m.phase, stepper.conductivity, rows, unknown
+            )
         ),
     }
 

@@ -323,7 +323,7 @@ def pennes_step(T, k, inv_rhoc, W, Q, t_art, dt, h, out, labels, phase, phase_ch
 
 
 @jit
-def frozen_conductivity(T, labels, phase, k, rows):  # pragma: no cover - compiled
+def frozen_conductivity(T, labels, phase, k, rows, rowmin):  # pragma: no cover - compiled
     """Set the padded conductivity ``k`` from the frozen fraction of each voxel at the
     padded temperature ``T``: ``k = (1 - f) k_unfrozen + f k_frozen`` (linear in the
     frozen fraction f, as the latent heat; docs/physics.md §1.5: Go-Smart's mushy-zone
@@ -331,8 +331,10 @@ def frozen_conductivity(T, labels, phase, k, rows):  # pragma: no cover - compil
 
     Only z-rows that hold a voxel below its liquidus, or did at the last call
     (``rows[i, j]`` true), are rewritten; ``rows`` (bool, shape (nx, ny)) is updated.
-    Pass ``rows`` all true to recompute every row. The ghost layer is left to the
-    caller (a copy of the interior).
+    Pass ``rows`` all true to recompute every row. ``rowmin`` (shape (nx, ny)) holds
+    each row's lowest temperature when the caller knows it (the super step's stage
+    computes it), NaN where it does not: those rows are scanned. The ghost layer is left
+    to the caller (a copy of the interior).
     """
     nx, ny, nz = labels.shape
     tl = phase[0, 4]
@@ -340,9 +342,11 @@ def frozen_conductivity(T, labels, phase, k, rows):  # pragma: no cover - compil
         tl = max(tl, phase[lab, 4])
     for i in prange(nx):
         for j in range(ny):
-            lo = np.inf
-            for m in range(nz):
-                lo = min(lo, T[i + 1, j + 1, m + 1])
+            lo = rowmin[i, j]
+            if lo != lo:  # unknown: scan the row
+                lo = np.inf
+                for m in range(nz):
+                    lo = min(lo, T[i + 1, j + 1, m + 1])
             cold = lo < tl
             if not cold and not rows[i, j]:
                 continue

@@ -146,6 +146,8 @@ class Stepper:
         self._fixed_ghosts = boundary.fixed_ghosts
         self._k = materials.k.copy()  # follows the frozen fraction (phase_change)
         self._krows = np.ones(self.t_max.shape[:2], dtype=np.bool_)
+        # each z-row's lowest temperature when known (after a super step), else NaN
+        self._rowmin = np.full(self.t_max.shape[:2], np.nan)
         self._L0: np.ndarray | None = None  # a super step's first right-hand side
         self._spares: list[np.ndarray] = []  # a super step's stage buffers
         self.held_heat_J = 0.0
@@ -160,6 +162,7 @@ class Stepper:
         self._pval = np.empty(0)
         self._vi = self._vj = self._vm = _NO_INDEX
         self._upidx = self._uidx = _NO_INDEX  # the distinct held voxels, padded / interior
+        self._hrow = _NO_INDEX
         self._saved = np.empty((5, 0))
         self._last: tuple | None = None
         self.kernel_s = 0.0
@@ -173,7 +176,9 @@ class Stepper:
 
     # -- changes between steps ------------------------------------------------------
     def refresh_ghosts(self) -> None:
-        """Refill the ghost layer of :attr:`T` from its interior."""
+        """Refill the ghost layer of :attr:`T` from its interior (after :attr:`T`
+        changed: the rows' lowest temperatures are no longer known)."""
+        self._rowmin.fill(np.nan)
         self._ghosts(self.T)
 
     def _ghosts(self, T: np.ndarray) -> None:
@@ -190,7 +195,7 @@ class Stepper:
     def _follow_freezing(self, T: np.ndarray) -> None:
         """The conductivity from the frozen fraction at ``T`` (padded)."""
         m = self.materials
-        frozen_conductivity(T, m.labels, m.phase, self._k, self._krows)
+        frozen_conductivity(T, m.labels, m.phase, self._k, self._krows, self._rowmin)
         fill_ghosts_copy(self._k)
 
     def _held_heat(self, before: np.ndarray, T: np.ndarray) -> float:
@@ -226,6 +231,8 @@ class Stepper:
         self._held_index = index
         self._pidx = padded_index(index, self.t_max.shape)
         self._upidx = np.unique(self._pidx)
+        pi, pj, _ = np.unravel_index(self._pidx, self.T.shape)
+        self._hrow = (pi - 1) * self.t_max.shape[1] + (pj - 1)  # each held voxel's z-row
         self._vi, self._vj, self._vm = (
             np.ascontiguousarray(a - 1) for a in np.unravel_index(self._upidx, self.T.shape)
         )
@@ -267,6 +274,7 @@ class Stepper:
         self.held_heat_J = 0.0
         c0 = time.perf_counter()
         if phase_change:
+            self._rowmin.fill(np.nan)  # not known after a change, an explicit step
             self._follow_freezing(self.T)
         held = self._vi.size > 0
         if held:
@@ -337,15 +345,17 @@ class Stepper:
             out = next(b for b in free if b is not y1 and b is not y2)
             self._follow_freezing(y1)
             tmax, tmin, finite = rkl2_stage(
-                y1, y2, y0, self._L0, self._k, self.W, Q, q_scale, P, p_scale, self.blood_C,
+                y1, y2, y0, self._L0, self._k, m.inv_rhoc, self.W, Q, q_scale, P, p_scale,
+                self.blood_C,
                 self.spacing, m.labels, m.phase, mu[j], nu[j], mut[j] * tau, gt[j] * tau,
-                j == 1, out,
+                j == 1, out, self._rowmin,
             )  # fmt: skip
             d = 0.0
             if held:
                 before = out.reshape(-1)[self._upidx]
                 out.reshape(-1)[self._pidx] = self._pval
                 d = self._held_heat(before, out)
+                np.minimum.at(self._rowmin.reshape(-1), self._hrow, self._pval)
             drawn = [drawn[1], mu[j] * drawn[1] + nu[j] * drawn[0] + d]
             if not self._fixed_ghosts:
                 self._ghosts(out)

@@ -39,8 +39,8 @@ import math
 
 import numpy as np
 
-from ._jit import jit, prange
-from .pennes import enthalpy, phase_rhs, rhs_at, temperature_from_enthalpy
+from ._jit import jit, jit_inline, prange
+from .pennes import enthalpy, phase_rhs, rhs_at, row_extremes, temperature_from_enthalpy
 
 __all__ = ["rkl2_coefficients", "rkl2_stage", "rkl2_stages"]
 
@@ -81,18 +81,93 @@ def rkl2_coefficients(s: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.nd
     return mu, nu, mut, gt
 
 
+@jit_inline
+def _row_linear(Y1, Y2, Y0, L0, k, inv_rhoc, W, Q, qs, P, ps, t_art, inv_h2, mu, nu, mut, gt,
+                first, out, i, j, tl, tv):  # fmt: skip
+    """Stage ``z``-row (i, j) where every state lies between the highest liquidus ``tl``
+    and the lowest boiling start ``tv`` of all tissues: there H = const + rho c T, so the
+    combination is one in T, without branches (a loop the compiler vectorises). Returns
+    False, leaving the row to :func:`_row_enthalpy`, when the states or the result leave
+    that range."""
+    nz = out.shape[2] - 2
+    lo = np.inf
+    hi = -np.inf
+    for m in range(1, nz + 1):
+        lo = min(lo, min(Y0[i, j, m], min(Y1[i, j, m], Y2[i, j, m])))
+        hi = max(hi, max(Y0[i, j, m], max(Y1[i, j, m], Y2[i, j, m])))
+    if not (lo >= tl and hi <= tv):
+        return False
+    c0 = 1.0 - mu - nu
+    if first:
+        for m in range(1, nz + 1):
+            rhs = rhs_at(Y1, k, W, Q, qs, P, ps, t_art, inv_h2, i, j, m)
+            L0[i - 1, j - 1, m - 1] = rhs
+            out[i, j, m] = Y0[i, j, m] + mut * rhs * inv_rhoc[i - 1, j - 1, m - 1]
+    else:
+        for m in range(1, nz + 1):
+            rhs = rhs_at(Y1, k, W, Q, qs, P, ps, t_art, inv_h2, i, j, m)
+            lin = mu * Y1[i, j, m] + nu * Y2[i, j, m] + c0 * Y0[i, j, m]
+            g = mut * rhs + gt * L0[i - 1, j - 1, m - 1]
+            out[i, j, m] = lin + g * inv_rhoc[i - 1, j - 1, m - 1]
+    lo = np.inf
+    hi = -np.inf
+    for m in range(1, nz + 1):
+        lo = min(lo, out[i, j, m])
+        hi = max(hi, out[i, j, m])
+    return lo >= tl and hi <= tv
+
+
+@jit_inline
+def _row_enthalpy(Y1, Y2, Y0, L0, k, W, Q, qs, P, ps, t_art, inv_h2, labels, phase, mu, nu,
+                  mut, gt, first, out, i, j):  # fmt: skip
+    """Stage z-row (i, j) through each voxel's enthalpy (freezing, thawing, boiling)."""
+    c0 = 1.0 - mu - nu
+    for m in range(1, out.shape[2] - 1):
+        lab = labels[i - 1, j - 1, m - 1]
+        rc = phase[lab, 0]
+        rcf = phase[lab, 1]
+        lat = phase[lab, 2]
+        tsol = phase[lab, 3]
+        tliq = phase[lab, 4]
+        latv = phase[lab, 5]
+        tv0 = phase[lab, 6]
+        tv1 = phase[lab, 7]
+        rhs = phase_rhs(Y1, k, W, Q, qs, P, ps, t_art, inv_h2, labels, phase, i, j, m)
+        h0 = enthalpy(Y0[i, j, m], rc, rcf, lat, tsol, tliq, latv, tv0, tv1)
+        if first:
+            L0[i - 1, j - 1, m - 1] = rhs
+            hv = h0 + mut * rhs
+        else:
+            h1 = enthalpy(Y1[i, j, m], rc, rcf, lat, tsol, tliq, latv, tv0, tv1)
+            h2 = enthalpy(Y2[i, j, m], rc, rcf, lat, tsol, tliq, latv, tv0, tv1)
+            hv = mu * h1 + nu * h2 + c0 * h0 + mut * rhs + gt * L0[i - 1, j - 1, m - 1]
+        out[i, j, m] = temperature_from_enthalpy(hv, rc, rcf, lat, tsol, tliq, latv, tv0, tv1)
+
+
 @jit
-def rkl2_stage(Y1, Y2, Y0, L0, k, W, Q, qs, P, ps, t_art, h, labels, phase, mu, nu, mut, gt,
-               first, out):  # fmt: skip
+def rkl2_stage(Y1, Y2, Y0, L0, k, inv_rhoc, W, Q, qs, P, ps, t_art, h, labels, phase, mu, nu,
+               mut, gt, first, out, rowmin):  # fmt: skip
     """One RKL2 stage into ``out``'s interior (module notes): ``Y1``, ``Y2``, ``Y0`` the
     previous two stages and the step's start (padded temperatures [°C], ghosts filled;
     ``Y1`` is read with the stencil), ``L0`` the right-hand side at ``Y0`` (interior
     shape; written by the first stage, ``first = True``, which reads only ``Y0``).
     ``mut`` and ``gt`` include the step ``tau``. ``k`` must follow ``Y1``'s frozen
-    fraction. Returns the new temperature's max, min [°C] and whether it is finite."""
-    nx, ny, nz = labels.shape
+    fraction; ``inv_rhoc`` is 1 / (rho c) of the unfrozen tissue. Returns the new
+    temperature's max, min [°C] and whether it is finite; ``rowmin`` (shape (nx, ny))
+    receives each z-row's lowest new temperature (for
+    :func:`~.pennes.frozen_conductivity`).
+
+    Rows whose states all lie in every tissue's plain range (unfrozen, not boiling: most
+    of the grid) take a branch-free update in T (:func:`_row_linear`); the others, and
+    any row whose result leaves that range, go through the enthalpy
+    (:func:`_row_enthalpy`). The two agree to round-off where both apply."""
+    nx, ny = labels.shape[0], labels.shape[1]
     inv_h2 = 1.0 / (h * h)
-    c0 = 1.0 - mu - nu
+    tl = phase[0, 4]
+    tv = phase[0, 6]
+    for lab in range(1, phase.shape[0]):
+        tl = max(tl, phase[lab, 4])
+        tv = min(tv, phase[lab, 6])
     rmax = np.empty(nx)
     rmin = np.empty(nx)
     rbad = np.empty(nx)
@@ -101,49 +176,19 @@ def rkl2_stage(Y1, Y2, Y0, L0, k, W, Q, qs, P, ps, t_art, h, labels, phase, mu, 
         b = np.inf
         s = 0.0
         for j in range(1, ny + 1):
-            for m in range(1, nz + 1):
-                lab = labels[i - 1, j - 1, m - 1]
-                t0 = Y0[i, j, m]
-                t1 = Y1[i, j, m]
-                t2 = Y2[i, j, m]
-                rc = phase[lab, 0]
-                tliq = phase[lab, 4]
-                tv0 = phase[lab, 6]
-                lo = min(t0, min(t1, t2))
-                hi = max(t0, max(t1, t2))
-                t = np.nan
-                if lo >= tliq and hi <= tv0:
-                    # most of the grid: every state unfrozen and below boiling, where
-                    # H = const + rc T, so the combination is one in T (no latent heat)
-                    rhs = rhs_at(Y1, k, W, Q, qs, P, ps, t_art, inv_h2, i, j, m)
-                    if first:
-                        L0[i - 1, j - 1, m - 1] = rhs
-                        t = t0 + mut * rhs / rc
-                    else:
-                        lin = mu * t1 + nu * t2 + c0 * t0
-                        t = lin + (mut * rhs + gt * L0[i - 1, j - 1, m - 1]) / rc
-                    if t < tliq or t > tv0:  # it leaves the linear range: the full way
-                        t = np.nan
-                if t != t:  # NaN: the enthalpy way (freezing, thawing, boiling)
-                    rcf = phase[lab, 1]
-                    lat = phase[lab, 2]
-                    tsol = phase[lab, 3]
-                    latv = phase[lab, 5]
-                    tv1 = phase[lab, 7]
-                    rhs = phase_rhs(Y1, k, W, Q, qs, P, ps, t_art, inv_h2, labels, phase, i, j, m)
-                    h0 = enthalpy(t0, rc, rcf, lat, tsol, tliq, latv, tv0, tv1)
-                    if first:
-                        L0[i - 1, j - 1, m - 1] = rhs
-                        hv = h0 + mut * rhs
-                    else:
-                        h1 = enthalpy(t1, rc, rcf, lat, tsol, tliq, latv, tv0, tv1)
-                        h2 = enthalpy(t2, rc, rcf, lat, tsol, tliq, latv, tv0, tv1)
-                        hv = mu * h1 + nu * h2 + c0 * h0 + mut * rhs + gt * L0[i - 1, j - 1, m - 1]
-                    t = temperature_from_enthalpy(hv, rc, rcf, lat, tsol, tliq, latv, tv0, tv1)
-                out[i, j, m] = t
-                a = t if t > a else a
-                b = t if t < b else b
-                s += 0.0 * t
+            if not _row_linear(
+                Y1, Y2, Y0, L0, k, inv_rhoc, W, Q, qs, P, ps, t_art, inv_h2, mu, nu, mut, gt,
+                first, out, i, j, tl, tv,
+            ):  # fmt: skip
+                _row_enthalpy(
+                    Y1, Y2, Y0, L0, k, W, Q, qs, P, ps, t_art, inv_h2, labels, phase, mu, nu,
+                    mut, gt, first, out, i, j,
+                )  # fmt: skip
+            a, b, s = row_extremes(out, i, j, a, b, s)
+            lo = np.inf
+            for m in range(1, out.shape[2] - 1):
+                lo = min(lo, out[i, j, m])
+            rowmin[i - 1, j - 1] = lo
         rmax[i - 1] = a
         rmin[i - 1] = b
         rbad[i - 1] = s
