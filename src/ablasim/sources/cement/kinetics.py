@@ -24,16 +24,19 @@ magnitude within a minute and ``(α_max − α)^n`` must not be overshot (a step
 gives a negative base and NaN). Each call advances every cement voxel from the last
 call's time to this one in ``n_sub`` sub-steps (as many as keep the estimate of a
 sub-step's Δα below ``MAX_SUBSTEP_DALPHA``, at most ``MAX_SUBSTEPS``), the temperature
-interpolated linearly between the two calls' values, each sub-step by the **trapezoidal
-rule** (second order): explicitly (Heun's predictor-corrector, two rate evaluations)
-while ``h |∂f/∂α|`` is below ``EXPLICIT_LIMIT`` (bounded by ``h K (m + n) ·
-STIFFNESS_BOUND``), which is every sub-step at body temperatures, and **implicitly**
-(A-stable) where the cement is hot enough to make the law stiff, solved per voxel by
-Newton's method safeguarded by bisection on ``[α_old, α_max]`` to 1e-13. Both are
-clamped to α_max. The reference ABAQUS model integrates implicitly (fixed-point
-iteration to 1e-12); the explicit branch is only its cheap equivalent where both agree
-to second order, and it costs the kernel three power functions per voxel and step. The
-rate at the end of a call is kept for the next one (it is part of the state).
+interpolated linearly between the two calls' values. Where ``h |∂f/∂α|`` is below
+``EXPLICIT_LIMIT`` (bounded by ``h K (m + n) · STIFFNESS_BOUND``), which is every
+sub-step at body temperatures, a sub-step is explicit and second order with **one** rate
+evaluation: the variable-step Adams-Bashforth formula
+``α₁ = α + h ((1 + w) f − w f_prev)``, ``w = h / (2 h_prev)`` (Heun's predictor-corrector
+for the very first step, which has no history); where the hot cement makes the law stiff,
+the **implicit trapezoidal rule** (A-stable), solved per voxel by Newton's method
+safeguarded by bisection on ``[α_old, α_max]`` to 1e-13. α is kept in
+``[α_old, α_max]``. The reference ABAQUS model integrates implicitly (fixed-point
+iteration to 1e-12); the explicit branch is the cheap equivalent where the law is not
+stiff, at one exponential and two logarithms per voxel and step (the Arrhenius factor and
+both powers folded into one exponential). The rate at the end of a call, the one before
+it and that sub-step are kept for the next call (they are part of the state).
 ``tests/test_cement.py`` checks the kernel against ``scipy.integrate.solve_ivp`` at
 rtol 1e-10 (0.5 % in α(t) and the peak time) and its second order.
 
@@ -208,68 +211,68 @@ def _trapezoid(a0, f0, k1, amax1, h, m, n):  # pragma: no cover - compiled
 
 
 @nb.njit(cache=True, inline="always")
-def _advance(a, amax, f, T0_K, T1_K, dt, glass, lnK0, E0, m, n):  # pragma: no cover - compiled
-    """(α, α_max, rate at the end) after ``dt`` with T linear from T0_K to T1_K, from α
-    and its rate ``f`` at T0_K (see the module)."""
+def _advance(
+    a, amax, f, fp, hp, T0_K, T1_K, dt, glass, lnK0, E0, m, n, ln_explicit
+):  # pragma: no cover - compiled
+    """(α, α_max, rate, previous rate, previous sub-step) after ``dt`` with T linear
+    from T0_K to T1_K, from α, its rate ``f`` at T0_K, and the rate ``fp`` one sub-step
+    ``hp`` earlier (``hp`` 0: none). ``ln_explicit`` = ln(EXPLICIT_LIMIT /
+    (STIFFNESS_BOUND (m + n) dt)). See the module."""
     est = f * dt
     nsub = 1
     if est > MAX_SUBSTEP_DALPHA:
         nsub = min(MAX_SUBSTEPS, math.ceil(est / MAX_SUBSTEP_DALPHA))
     h = dt / nsub
+    lim = ln_explicit if nsub == 1 else ln_explicit + math.log(nsub)
     for s in range(nsub):
         T1 = T0_K + (T1_K - T0_K) * (s + 1) / nsub
         lnk1 = lnK0 - E0 / (GAS_CONSTANT * T1)
         if glass:
-            lim = T1 / GLASS_TRANSITION_K
-            if lim > 1.0:
-                lim = 1.0
-            if lim > amax:
-                amax = lim
-        if lnk1 <= math.log(EXPLICIT_LIMIT / (h * STIFFNESS_BOUND * (m + n))):
-            # explicit trapezoid (Heun): stable and as accurate when h |df/dα| is small
-            ap = min(a + h * f, amax)
-            a = min(a + 0.5 * h * (f + _f(ap, amax, lnk1, m, n)), amax)
+            glass_lim = T1 / GLASS_TRANSITION_K
+            if glass_lim > 1.0:
+                glass_lim = 1.0
+            if glass_lim > amax:
+                amax = glass_lim
+        if lnk1 <= lim:  # h |df/dα| small: explicit, one rate evaluation
+            if hp > 0.0:  # Adams-Bashforth 2, variable step
+                w = 0.5 * h / hp
+                a1 = a + h * ((1.0 + w) * f - w * fp)
+            else:  # no history: Heun (explicit trapezoid)
+                ap = min(a + h * f, amax)
+                a1 = a + 0.5 * h * (f + _f(ap, amax, lnk1, m, n))
+            a1 = min(max(a1, a), amax)
         else:
-            a = _trapezoid(a, f, math.exp(lnk1), amax, h, m, n)
+            a1 = _trapezoid(a, f, math.exp(lnk1), amax, h, m, n)
+        fp = f
+        hp = h
+        a = a1
         f = _f(a, amax, lnk1, m, n)
-    return a, amax, f
+    return a, amax, f, fp, hp
 
 
 @jit
 def _cure_kernel(
-    coords,
-    T,
-    T_last,
-    alpha,
-    amax,
-    rate,
-    dt,
-    glass,
-    K0,
-    E0,
-    m,
-    n,
-    rhoH,
-    Q,
-    dq,
-    hot,
-    t_above,
-    above_C,
-):  # pragma: no cover - compiled
+    coords, T, T_last, alpha, amax, rate, rate_prev, h_prev, dt, glass, K0, E0, m, n, rhoH, Q,
+    dq, hot, t_above, above_C,
+):  # pragma: no cover - compiled  # fmt: skip
     """Advance every cement voxel; add ``rhoH Δα/dt`` to Q and keep ``rhoH Δα`` in
     ``dq`` [J/m^3] (summed by the caller in a fixed order: the same sum whatever the
     number of threads). Tracks each voxel's peak and time above ``above_C``."""
     lnK0 = math.log(K0)
+    ln_explicit = math.log(EXPLICIT_LIMIT / (STIFFNESS_BOUND * (m + n) * dt))
     for v in nb.prange(coords.shape[0]):
         i, j, k = coords[v, 0], coords[v, 1], coords[v, 2]
         Tn = T[i, j, k]
         a0 = alpha[v]
-        a1, am, f1 = _advance(
-            a0, amax[v], rate[v], T_last[v] + 273.15, Tn + 273.15, dt, glass, lnK0, E0, m, n
-        )
+        a1, am, f1, fp, hp = _advance(
+            a0, amax[v], rate[v], rate_prev[v], h_prev[v], T_last[v] + 273.15, Tn + 273.15,
+            dt, glass, lnK0, E0, m, n, ln_explicit,
+        )  # fmt: skip
         alpha[v] = a1
         amax[v] = am
         rate[v] = f1
+        rate_prev[v] = fp
+        h_prev[v] = hp
         q = rhoH[v] * (a1 - a0)
         Q[i, j, k] += q / dt
         dq[v] = q
@@ -284,18 +287,20 @@ def _cure_kernel(
 
 
 def cure_step(
-    coords, T, T_last, alpha, amax, rate, dt, kin: Kinetics, rhoH, Q, dq, hot, t_above, above_C
-) -> float:
+    coords, T, T_last, alpha, amax, rate, rate_prev, h_prev, dt, kin: Kinetics, rhoH, Q, dq,
+    hot, t_above, above_C,
+) -> float:  # fmt: skip
     """Advance the cure of the voxels at ``coords`` (int64, (n, 3)) by ``dt`` [s] from
     temperature ``T_last`` (per voxel, [°C], updated) to ``T`` (the grid, [°C]);
     ``alpha``, ``amax`` (ratcheted limit), ``rate`` (dα/dt at ``T_last``: start it with
-    :func:`rate`), ``hot`` (peak [°C]) and ``t_above`` (time above ``above_C`` [s]) are
-    updated in place; ``ρ H Δα / dt`` added to ``Q`` [W/m^3]; ``dq`` (per voxel,
-    scratch) receives ``ρ H Δα`` [J/m^3]. Returns the heat released [J/m^3, summed over
-    the voxels]."""
+    :func:`rate`), ``rate_prev`` and ``h_prev`` (the rate one sub-step earlier and that
+    sub-step [s]; start ``h_prev`` at 0), ``hot`` (peak [°C]) and ``t_above`` (time above
+    ``above_C`` [s]) are updated in place; ``ρ H Δα / dt`` added to ``Q`` [W/m^3];
+    ``dq`` (per voxel, scratch) receives ``ρ H Δα`` [J/m^3]. Returns the heat released
+    [J/m^3, summed over the voxels]."""
     _cure_kernel(
-        coords, T, T_last, alpha, amax, rate, float(dt), bool(kin.glass), kin.K0, kin.E0,
-        kin.m, kin.n, rhoH, Q, dq, hot, t_above, float(above_C),
+        coords, T, T_last, alpha, amax, rate, rate_prev, h_prev, float(dt), bool(kin.glass),
+        kin.K0, kin.E0, kin.m, kin.n, rhoH, Q, dq, hot, t_above, float(above_C),
     )  # fmt: skip
     return float(dq.sum())
 
@@ -311,9 +316,9 @@ def cure_isothermal(kin: Kinetics, T_C: float, duration_s: float, *, alpha0=SEED
     amax = np.asarray(kin.alpha_max(T_C), dtype=float).reshape(1).copy()
     Q = np.zeros((1, 1, 1))
     hot, t_above, rhoH = np.full(1, float(T_C)), np.zeros(1), np.ones(1)
-    f = rate(alpha, T_C, amax, kin)
+    f, fp, hp = rate(alpha, T_C, amax, kin), np.zeros(1), np.zeros(1)
     steps = max(1, math.ceil(duration_s / dt - 1e-9)) if duration_s > 0 else 0
     for _ in range(steps):
-        cure_step(coords, T, T_last, alpha, amax, f, duration_s / steps, kin, rhoH, Q,
-                  np.zeros(1), hot, t_above, 1e9)  # fmt: skip
+        cure_step(coords, T, T_last, alpha, amax, f, fp, hp, duration_s / steps, kin, rhoH,
+                  Q, np.zeros(1), hot, t_above, 1e9)  # fmt: skip
     return float(alpha[0]), float(amax[0])

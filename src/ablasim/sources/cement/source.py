@@ -271,6 +271,8 @@ class BoundCement(BoundSource):
         self.amax = np.full(n, float(amax0))
         self.T_last = np.full(n, float(src.injection_C))
         self.rate = np.zeros(n)  # dα/dt at T_last
+        self.rate_prev = np.zeros(n)  # dα/dt one sub-step earlier
+        self.h_prev = np.zeros(n)  # that sub-step [s] (0: none yet)
         self.hot = np.full(n, float(src.injection_C))
         self.t_above = np.zeros(n)
         self.t_last: float | None = None
@@ -294,8 +296,8 @@ class BoundCement(BoundSource):
         if dt <= 0:
             return 0.0
         released = cure_step(
-            self.coords, T, self.T_last, self.alpha, self.amax, self.rate, dt, self.kin,
-            self.rhoH, Q, self.dq, self.hot, self.t_above, HOT_C,
+            self.coords, T, self.T_last, self.alpha, self.amax, self.rate, self.rate_prev,
+            self.h_prev, dt, self.kin, self.rhoH, Q, self.dq, self.hot, self.t_above, HOT_C,
         )  # fmt: skip
         self.t_last = float(t)
         self._track(T)
@@ -311,6 +313,8 @@ class BoundCement(BoundSource):
             "amax": self.amax.copy(),
             "T_last": self.T_last.copy(),
             "rate": self.rate.copy(),
+            "rate_prev": self.rate_prev.copy(),
+            "h_prev": self.h_prev.copy(),
             "hot": self.hot.copy(),
             "t_above": self.t_above.copy(),
             "t_last": self.t_last,
@@ -318,7 +322,7 @@ class BoundCement(BoundSource):
         }
 
     def restore(self, state) -> None:
-        for key in ("alpha", "amax", "T_last", "rate", "hot", "t_above"):
+        for key in ("alpha", "amax", "T_last", "rate", "rate_prev", "h_prev", "hot", "t_above"):
             getattr(self, key)[...] = np.asarray(state[key], dtype=float)
         self.t_last = None if state["t_last"] is None else float(state["t_last"])
         peak = state["interface_peak"]
