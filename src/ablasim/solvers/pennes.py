@@ -50,6 +50,8 @@ __all__ = [
     "enthalpy_numpy",
     "frozen_conductivity",
     "frozen_fraction",
+    "label_enthalpy",
+    "label_temperature",
     "pennes_step",
     "pennes_step_numpy",
     "phase_rhs",
@@ -126,6 +128,22 @@ def temperature_from_enthalpy(hv, rc, rcf, lat, tsol, tliq, latv, tv0, tv1):
 
 
 @jit_inline
+def label_enthalpy(t, phase, lab):
+    """:func:`enthalpy` at ``t`` [°C] with row ``lab`` of the phase table
+    (:data:`PHASE_COLUMNS`)."""
+    p = phase[lab]
+    return enthalpy(t, p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7])
+
+
+@jit_inline
+def label_temperature(hv, phase, lab):
+    """:func:`temperature_from_enthalpy` of ``hv`` [J/m^3] with row ``lab`` of the phase
+    table."""
+    p = phase[lab]
+    return temperature_from_enthalpy(hv, p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7])
+
+
+@jit_inline
 def _hmean(a, b):
     return 2.0 * a * b / (a + b)
 
@@ -196,16 +214,8 @@ def _row_phase(T, k, W, Q, qs, P, ps, t_art, dt, inv_h2, out, labels, phase, i, 
         tc = T[i, j, m]
         rhs = phase_rhs(T, k, W, Q, qs, P, ps, t_art, inv_h2, labels, phase, i, j, m)
         lab = labels[i - 1, j - 1, m - 1]
-        rc = phase[lab, 0]
-        rcf = phase[lab, 1]
-        lat = phase[lab, 2]
-        tsol = phase[lab, 3]
-        tliq = phase[lab, 4]
-        latv = phase[lab, 5]
-        tv0 = phase[lab, 6]
-        tv1 = phase[lab, 7]
-        hv = enthalpy(tc, rc, rcf, lat, tsol, tliq, latv, tv0, tv1) + dt * rhs
-        out[i, j, m] = temperature_from_enthalpy(hv, rc, rcf, lat, tsol, tliq, latv, tv0, tv1)
+        hv = label_enthalpy(tc, phase, lab) + dt * rhs
+        out[i, j, m] = label_temperature(hv, phase, lab)
 
 
 @jit_inline

@@ -72,6 +72,16 @@ def padded_index(flat_interior: np.ndarray, shape) -> np.ndarray:
 _NO_INDEX = np.empty(0, dtype=np.int64)
 
 
+def _kernel_heating(Q, P, power: float):
+    """(Q, q_scale, P, p_scale) for the kernels, which form ``q_scale Q + p_scale P``:
+    ``Q`` alone, ``power * P`` alone (one array read), or both."""
+    if P is None:
+        return Q, 1.0, Q, 0.0
+    if Q is None:
+        return P, 0.0, P, float(power)
+    return Q, 1.0, P, float(power)
+
+
 class Stepper:
     """The fused enthalpy-Pennes-and-damage step of a run, applied every step.
 
@@ -263,12 +273,7 @@ class Stepper:
         temperature's maximum and minimum before the hold [°C], and whether all of it
         is finite.
         """
-        if P is None:
-            q_scale, P, p_scale = 1.0, Q, 0.0
-        elif Q is None:
-            Q, q_scale, p_scale = P, 0.0, float(power)
-        else:
-            q_scale, p_scale = 1.0, float(power)
+        Q, q_scale, P, p_scale = _kernel_heating(Q, P, power)
         m = self.materials
         self._last = (float(dt), Q, q_scale, P, p_scale, bool(phase_change))
         self.held_heat_J = 0.0
@@ -322,12 +327,7 @@ class Stepper:
         with the enthalpy update (latent heat) everywhere and the conductivity following
         the frozen fraction; then the held voxels and one step's damage at the end.
         Arguments and return value as :meth:`step`."""
-        if P is None:
-            q_scale, P, p_scale = 1.0, Q, 0.0
-        elif Q is None:
-            Q, q_scale, p_scale = P, 0.0, float(power)
-        else:
-            q_scale, p_scale = 1.0, float(power)
+        Q, q_scale, P, p_scale = _kernel_heating(Q, P, power)
         m = self.materials
         tau = float(tau)
         self._last = (tau / stages, Q, q_scale, P, p_scale, True)

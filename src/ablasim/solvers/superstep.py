@@ -40,7 +40,7 @@ import math
 import numpy as np
 
 from ._jit import jit, jit_inline, prange
-from .pennes import enthalpy, phase_rhs, rhs_at, row_extremes, temperature_from_enthalpy
+from .pennes import label_enthalpy, label_temperature, phase_rhs, rhs_at, row_extremes
 
 __all__ = ["rkl2_coefficients", "rkl2_stage", "rkl2_stages"]
 
@@ -124,24 +124,16 @@ def _row_enthalpy(Y1, Y2, Y0, L0, k, W, Q, qs, P, ps, t_art, inv_h2, labels, pha
     c0 = 1.0 - mu - nu
     for m in range(1, out.shape[2] - 1):
         lab = labels[i - 1, j - 1, m - 1]
-        rc = phase[lab, 0]
-        rcf = phase[lab, 1]
-        lat = phase[lab, 2]
-        tsol = phase[lab, 3]
-        tliq = phase[lab, 4]
-        latv = phase[lab, 5]
-        tv0 = phase[lab, 6]
-        tv1 = phase[lab, 7]
         rhs = phase_rhs(Y1, k, W, Q, qs, P, ps, t_art, inv_h2, labels, phase, i, j, m)
-        h0 = enthalpy(Y0[i, j, m], rc, rcf, lat, tsol, tliq, latv, tv0, tv1)
+        h0 = label_enthalpy(Y0[i, j, m], phase, lab)
         if first:
             L0[i - 1, j - 1, m - 1] = rhs
             hv = h0 + mut * rhs
         else:
-            h1 = enthalpy(Y1[i, j, m], rc, rcf, lat, tsol, tliq, latv, tv0, tv1)
-            h2 = enthalpy(Y2[i, j, m], rc, rcf, lat, tsol, tliq, latv, tv0, tv1)
+            h1 = label_enthalpy(Y1[i, j, m], phase, lab)
+            h2 = label_enthalpy(Y2[i, j, m], phase, lab)
             hv = mu * h1 + nu * h2 + c0 * h0 + mut * rhs + gt * L0[i - 1, j - 1, m - 1]
-        out[i, j, m] = temperature_from_enthalpy(hv, rc, rcf, lat, tsol, tliq, latv, tv0, tv1)
+        out[i, j, m] = label_temperature(hv, phase, lab)
 
 
 @jit

@@ -70,8 +70,10 @@ __all__ = [
     "ScaledBoundSource",
     "Source",
     "check_params",
+    "more_probes_problems",
     "needle_problems",
     "param",
+    "read_more_probes",
 ]
 
 #: Tissues a needle or electrode must never sit in: the neural structures and the CSF
@@ -133,6 +135,39 @@ class Needle:
     direction: tuple[float, float, float] | None = None
     diameter: float | None = None
     active_length: float | None = None
+
+
+def read_more_probes(table: Table) -> tuple:
+    """The ``more_probes = [{ tip_mm, direction }, ...]`` of a source's table: further
+    needles of the same make, as (tip [m], direction) pairs; problems recorded."""
+    probes = []
+    for pr in table.tables("more_probes"):
+        tip = pr.vector("tip_mm", scale=1e-3)
+        d = pr.vector("direction", nonzero=True)
+        pr.finish()
+        if tip is not None and d is not None:
+            probes.append((tip, d))
+    return tuple(probes)
+
+
+def more_probes_problems(more_probes) -> tuple[tuple, list[tuple[str, str]]]:
+    """``more_probes`` as (tip, unit direction) tuples of floats, and a problem for each
+    entry that is not a pair of three finite numbers with a direction not all zero."""
+    probes, out = [], []
+    for i, pr in enumerate(more_probes):
+        try:
+            tip, d = (np.asarray(v, dtype=float) for v in pr)
+            ok = tip.shape == d.shape == (3,) and bool(np.all(np.isfinite([*tip, *d])) and d.any())
+        except (TypeError, ValueError):
+            ok = False
+        if not ok:
+            out.append(
+                (f"more_probes[{i}]", "must be a pair (tip, direction) of three finite numbers "
+                 f"each, the direction not all zero; got {pr!r}")
+            )  # fmt: skip
+            continue
+        probes.append((tuple(map(float, tip)), tuple(map(float, d / np.linalg.norm(d)))))
+    return tuple(probes), out
 
 
 def needle_problems(needles, model: Model) -> list[tuple[str, str]]:

@@ -40,8 +40,10 @@ from .base import (
     HeldTemperature,
     Needle,
     Source,
+    more_probes_problems,
     needle_problems,
     param,
+    read_more_probes,
 )
 from .geometry import cylinder_fraction
 from .registry import register
@@ -119,18 +121,9 @@ class CryoSource(Source):
             )  # fmt: skip
         if self.mode == "off" and self.probe_C is not None:
             out.append(("probe_C", 'a probe that is "off" holds no temperature; remove probe_C'))
-        probes = []
-        for i, pr in enumerate(self.more_probes):
-            try:
-                tip, d = (np.asarray(v, dtype=float) for v in pr)
-                ok = tip.shape == d.shape == (3,) and np.all(np.isfinite([*tip, *d])) and d.any()
-            except (TypeError, ValueError):
-                ok = False
-            if not ok:
-                out.append((f"more_probes[{i}]", f"must be (tip, direction), got {pr!r}"))
-                continue
-            probes.append((tuple(map(float, tip)), tuple(map(float, d / np.linalg.norm(d)))))
-        object.__setattr__(self, "more_probes", tuple(probes))
+        probes, bad = more_probes_problems(self.more_probes)
+        out += bad
+        object.__setattr__(self, "more_probes", probes)
         if table is not None:
             object.__setattr__(self, "probe_C", tuple(map(tuple, table.tolist())))
         return out
@@ -167,14 +160,7 @@ class CryoSource(Source):
         out: dict[str, Any] = {}
         if table.has("probe_C"):
             out["probe_C"] = table.raw("probe_C")
-        probes = []
-        for pr in table.tables("more_probes"):
-            tip = pr.vector("tip_mm", scale=1e-3)
-            d = pr.vector("direction", nonzero=True)
-            pr.finish()
-            if tip is not None and d is not None:
-                probes.append((tip, d))
-        out["more_probes"] = tuple(probes)
+        out["more_probes"] = read_more_probes(table)
         return out
 
     # -- what the rest of the package asks -----------------------------------------

@@ -17,7 +17,7 @@ import numpy as np
 
 from ...reader import Table
 from ...solvers import FACE_NAMES
-from ..base import Needle, Source, param
+from ..base import Needle, Source, more_probes_problems, param, read_more_probes
 from ..registry import register
 from ..warmup import heat_twice, small_model
 from .bound import BoundRF
@@ -202,25 +202,9 @@ class RFSource(Source):
             if self.max_power_W is None:
                 out.append(("control.max_power_W", "is required by temperature control (the "
                             "generator limit), e.g. max_power_W = 20"))  # fmt: skip
-        probes = []
-        for i, pr in enumerate(self.more_probes):
-            try:
-                tip, d = (np.asarray(v, dtype=float) for v in pr)
-            except (TypeError, ValueError):
-                tip = d = None
-            if (
-                tip is None
-                or tip.shape != (3,)
-                or d.shape != (3,)
-                or not (np.all(np.isfinite(tip)) and np.all(np.isfinite(d)) and np.any(d))
-            ):
-                why = "must be a pair (tip, direction) of three finite numbers each, the "
-                out.append((f"more_probes[{i}]", why + f"direction not all zero; got {pr!r}"))
-                continue
-            probes.append(
-                (tuple(float(v) for v in tip), tuple(float(v) for v in d / np.linalg.norm(d)))
-            )
-        object.__setattr__(self, "more_probes", tuple(probes))
+        probes, bad = more_probes_problems(self.more_probes)
+        out += bad
+        object.__setattr__(self, "more_probes", probes)
         if self.mode == "monopolar":
             g = self.ground
             if isinstance(g, str):
@@ -257,14 +241,7 @@ class RFSource(Source):
                 "only a bipolar probe's potential is solved in a box; remove it (a monopolar "
                 'probe returns through the grid faces) or set mode = "bipolar"',
             )
-        probes = []
-        for pr in table.tables("more_probes"):
-            tip = pr.vector("tip_mm", scale=1e-3)
-            d = pr.vector("direction", nonzero=True)
-            pr.finish()
-            if tip is not None and d is not None:
-                probes.append((tip, d))
-        out["more_probes"] = tuple(probes)
+        out["more_probes"] = read_more_probes(table)
         return out
 
     # -- what the rest of the package asks ---------------------------------------------
