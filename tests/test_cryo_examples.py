@@ -29,7 +29,9 @@ def _run(name: str, tmp_path, spacing_mm: float | None = None) -> dict:
     sc = dataclasses.replace(sc, output={**sc.output, "pictures": False, "vti": False})
     out = tmp_path / name
     run_scenario(sc, out, progress=False)
-    return json.loads((out / "report.json").read_text(encoding="utf-8"))
+    report = json.loads((out / "report.json").read_text(encoding="utf-8"))
+    report["text"] = (out / "report.txt").read_text(encoding="utf-8")
+    return report
 
 
 def _check_pair(plain: dict, co2: dict, *, plain_min: tuple, co2_min: float) -> None:
@@ -62,6 +64,17 @@ def test_co2_keeps_the_epidural_thermocouple_above_the_cold_limit_1mm(tmp_path):
     plain = _run("vertebra-cryo", tmp_path, 1.0)
     co2 = _run("vertebra-cryo-co2", tmp_path, 1.0)
     _check_pair(plain, co2, plain_min=(1200.0, 1500.0), co2_min=20.0)
+    # the report's first block names the nerve nearest either limit
+    for r in (plain, co2):
+        margins = {
+            (n, side): v[f"{side}_margin_C"]
+            for n, v in r["nerves"].items()
+            for side in ("hot", "cold")
+        }
+        (name, side), _ = min(margins.items(), key=lambda kv: kv[1])
+        said = r["text"].split("\n")[2]
+        assert f"closest: {name} at " in said, said
+        assert ("above the cold limit" in said) == (side == "cold"), said
 
 
 @pytest.mark.slow

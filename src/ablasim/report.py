@@ -61,6 +61,7 @@ _NERVE_ROW_KEYS = (
     "max_arrhenius_omega",
     "min_distance_to_ablation_mm",
     "hottest_point_mm",
+    "coldest_point_mm",
 )
 
 #: A trace is "still changing" only if it moved more than this over the end window [K].
@@ -660,13 +661,27 @@ def render_text(report: dict[str, Any]) -> str:
                     f"first at {_fmt_t(v['first_cold_crossing_s'])}"
                 )
     else:
-        worst = min(checked.values(), key=lambda v: v["hot_margin_C"])
+
+        def margin(v):  # the nearer of its two limits [K]
+            c = v["cold_margin_C"]
+            return v["hot_margin_C"] if c is None else min(v["hot_margin_C"], c)
+
+        worst = min(checked.values(), key=margin)
         name = next(k for k, v in checked.items() if v is worst)
+        if worst["cold_margin_C"] is not None and worst["cold_margin_C"] < worst["hot_margin_C"]:
+            closest = (
+                f"{name} at {worst['min_temperature_C']:.1f} °C "
+                f"({worst['cold_margin_C']:.1f} K above the cold limit)"
+            )
+        else:
+            closest = (
+                f"{name} at {worst['max_temperature_C']:.1f} °C "
+                f"({worst['hot_margin_C']:.1f} K below the limit)"
+            )
         lines.append(
             "  every nerve structure stayed within "
             + (f"{cold:g}–{hot:g} °C" if cold is not None else f"{hot:g} °C")
-            + f"; closest: {name} at {worst['max_temperature_C']:.1f} °C "
-            f"({worst['hot_margin_C']:.1f} K below the limit)"
+            + f"; closest: {closest}"
         )
     last_phase = report["phases"][-1]["name"] if report["phases"] else None
     lines += _trend_lines(report.get("still_changing", []), last_phase)
