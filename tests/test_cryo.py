@@ -453,3 +453,53 @@ def test_single_needle_in_gel_isotherm_spacing():
     text = f"0 °C at {r0 * 1e3:.2f} mm, -40 °C at {r40 * 1e3:.2f} mm, gap {gap_mm:.2f} mm"
     print(text)
     assert 6.0 <= gap_mm <= 14.0, text
+
+
+# -- super steps: checkpoint and resume ------------------------------------------------------
+
+
+def test_resume_in_the_middle_of_super_steps_is_bit_identical(tmp_path, monkeypatch):
+    """A cryo run in RKL2 super steps, interrupted inside a stage (Ctrl-C in the kernel),
+    resumed from its checkpoint, ends bit for bit where the uninterrupted run does: the
+    ramp after the phase start, the held heat's recurrence and the frozen conductivity
+    all start again from the saved state."""
+    import ablasim.solvers.stepper as stepper_module
+
+    grid = ab.Grid((12, 12, 16), 1e-3, origin=(-5.5e-3, -5.5e-3, -7.5e-3))
+    model = ab.Model.uniform(grid, "muscle")
+    geo = {"tip": (0.5e-3, 0.5e-3, 3.5e-3), "direction": (0.0, 0.0, 1.0), "active_length": 6e-3}
+    phases = [
+        ab.Phase("freeze", 40.0, [CryoSource(name="p", probe_C=-150.0, **geo)]),
+        ab.Phase("thaw", 20.0, [CryoSource(name="p", mode="off", **geo)]),
+    ]
+
+    def run(**kw):
+        return ab.simulate(
+            model, phases, stepping="super", super_step=4.0, checkpoint=tmp_path / "ck.npz",
+            checkpoint_interval=0.0, threads=1, **kw,
+        )  # fmt: skip
+
+    ref = run()
+    (tmp_path / "ck.npz").unlink()
+    real = stepper_module.rkl2_stage
+    calls = [0]
+
+    def flaky(*args):
+        calls[0] += 1
+        if calls[0] == 60:  # well past the ramp of the first phase
+            raise KeyboardInterrupt
+        return real(*args)
+
+    monkeypatch.setattr(stepper_module, "rkl2_stage", flaky)
+    with pytest.raises(KeyboardInterrupt):
+        run()
+    monkeypatch.undo()
+    res = run(resume=True)
+    assert 0.0 < res.timing["resumed_from_s"] < 40.0
+    np.testing.assert_array_equal(res.temperature, ref.temperature)
+    for key, value in ref.damage.as_dict().items():
+        np.testing.assert_array_equal(res.damage.as_dict()[key], value, err_msg=key)
+    np.testing.assert_array_equal(res.perfusion, ref.perfusion)
+    assert res.phases == ref.phases  # the held heat included
+    for key, value in ref.telemetry.items():
+        np.testing.assert_array_equal(res.telemetry[key], value, err_msg=key)
