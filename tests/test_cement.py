@@ -443,3 +443,18 @@ def test_a_leak_the_space_cannot_hold_says_how_much_fits():
         src.bind(model)
     assert "leak.volume_ml" in str(err.value)
     assert "hold 0.15 ml" in str(err.value)  # 144 voxels of disc + 1 of endplate
+
+
+def test_cement_voxels_have_no_perfusion_metabolism_or_water():
+    """The library's cement is not living and holds no water (no boiling latent heat);
+    after the injection its voxels carry no perfusion in the run either."""
+    t = ab.TissueLibrary.default()["pmma_cement"]
+    assert (t.perfusion_per_s, t.metabolic_W_m3, t.water_fraction) == (0.0, 0.0, 0.0)
+    grid = ab.Grid((10, 10, 10), 1e-3, origin=(-4.5e-3,) * 3)
+    model = ab.Model.uniform(grid, "cancellous_bone")
+    src = ab.CementSource(volume=0.05e-6, center=(0, 0, 0))
+    res = ab.simulate(model, [ab.Phase("cement", 5.0, [src])], threads=1)
+    cement = res.model.structure_mask("cement")
+    assert cement.sum() == 50
+    assert not res.perfusion[cement].any()
+    assert res.perfusion[~cement].min() > 0
