@@ -458,3 +458,22 @@ def test_cement_voxels_have_no_perfusion_metabolism_or_water():
     assert cement.sum() == 50
     assert not res.perfusion[cement].any()
     assert res.perfusion[~cement].min() > 0
+
+
+def test_the_tumour_filled_with_cement_is_still_judged(tmp_path):
+    """Cement replaces the tumour's voxels from its phase on; the tumour verdict and the
+    ablation zone's coverage are judged on the tumour as it was before (the start
+    model), not "not assessed". The report's first assumption says the run had no
+    perfusion when it was ex vivo."""
+    from ablasim.runner import run_scenario
+
+    small = VERTEBRA.replace("[40, 56, 40]", "[36, 48, 28]").replace("= 10", "= 2")
+    text = small + "[simulation]\nex_vivo = true\n[output]\npictures = false\nvti = false\n"
+    out = run_scenario(parse_scenario(text), tmp_path, progress=False)
+    tum = out.report["tumour"]
+    assert tum["verdict"] in ("COMPLETE", "INCOMPLETE")
+    voxel_ml = out.result.model.grid.voxel_volume * 1e6
+    start_tumour = out.result.start_model.tumour_mask()
+    assert tum["target_volume_ml"] == pytest.approx(voxel_ml * start_tumour.sum())
+    assert not out.result.model.tumour_mask().any()  # all of it is cement now
+    assert out.report["assumptions"][0].startswith("No blood perfusion")

@@ -87,11 +87,21 @@ def assumptions(result: Result, criterion_text: str, source_assumptions: list[st
     model = result.model
     h_mm = model.grid.spacing * 1e3
     faces = {f.kind for f in model.boundary.faces}
+    perfused = bool(model.thermal_fields.W.any() or result.perfusion.any())
     out = [
-        "Pennes bioheat model: blood perfusion acts as a uniform heat sink at arterial "
-        f"temperature ({model.tissues.blood.temperature_C:g} °C); large vessels (aorta, "
-        "segmental arteries, epidural veins) and CSF flow are not modelled and would cool "
-        "their surroundings further.",
+        (
+            "Pennes bioheat model: blood perfusion acts as a uniform heat sink at arterial "
+            f"temperature ({model.tissues.blood.temperature_C:g} °C); large vessels (aorta, "
+            "segmental arteries, epidural veins) and CSF flow are not modelled and would "
+            "cool their surroundings further."
+        )
+        if perfused
+        else (
+            "No blood perfusion"
+            + ("" if model.thermal_fields.Q_met.any() else " and no metabolic heat")
+            + " in any tissue (ex vivo, or perfusion set to zero): heat leaves only by "
+            "conduction, to the grid's faces."
+        ),
         "Tissue properties: IT'IS database values (constant in temperature in this version); "
         "perfusion, the least certain of them, varies several-fold between patients. "
         "Tissue water boils at 95-100 °C (latent heat for each tissue's water fraction); "

@@ -114,6 +114,9 @@ class Result:
         sentence), ``phase`` (its name), and per kind more keys (a cut-off:
         ``thermocouples``, ``sources``, ``planned_s``, ``delivered_s``,
         ``fraction_of_time``, ``energy_J``, ``planned_energy_J``, ``fraction_of_energy``).
+    start_model : Model or None
+        The model before any phase changed a material (cement filling the tumour): the
+        tumour is judged on its voxels there. None: the same as ``model``.
     sections : dict name -> dict
         Report sections of the sources' own (:meth:`~ablasim.sources.BoundSource.section`,
         e.g. ``"cement"``), and ``"iceball"`` when tissue froze or a source drew heat.
@@ -137,6 +140,7 @@ class Result:
     timing: dict = field(default_factory=dict)
     events: list[dict] = field(default_factory=list)
     sections: dict[str, dict] = field(default_factory=dict)
+    start_model: Model | None = None
 
     def temperature_at(self, points, *, field: str = "temperature") -> np.ndarray:
         """A final field at world points [m] by trilinear interpolation.

@@ -193,7 +193,9 @@ def analyse(result: Result, criterion, *, tumour: str = "tumour", target=None) -
         extent = (0.0, 0.0, 0.0)
     vol_ml = float(zone.sum()) * grid.voxel_volume * 1e6
     coverage = tumour_ml = None
-    tmask = model.tumour_mask(tumour)  # the structure so named, and any of a tumour tissue
+    # the tumour as it was before any material change (cement filling it)
+    start = result.start_model or model
+    tmask = start.tumour_mask(tumour)  # the structure so named, and any of a tumour tissue
     if tmask.any():
         coverage = float((zone & tmask).sum() / tmask.sum())
         tumour_ml = float(tmask.sum()) * grid.voxel_volume * 1e6
@@ -215,8 +217,8 @@ def analyse(result: Result, criterion, *, tumour: str = "tumour", target=None) -
         zone,
         tuple(unresolved),
         tuple(warnings),
-        _tumour_coverage(model, zone, tumour, target),
-        _iceball(result, criterion, model.tumour_mask(tumour)),
+        _tumour_coverage(start, zone, tumour, target),
+        _iceball(result, criterion, tmask),
     )
 
 

@@ -358,7 +358,7 @@ def simulate(
         "threads": chooser.summary(),
         "sources": _source_timing(bound),
     }
-    return _result(models[-1], phases, st, tcs, nerves, limits, n_steps, dts, timing, bound)
+    return _result(models[-1], phases, st, tcs, nerves, limits, n_steps, dts, timing, bound, model)
 
 
 class _CtrlC:
@@ -687,7 +687,9 @@ def _source_timing(bound) -> dict:
     return out
 
 
-def _result(model, phases, st, tcs, nerves, limits, n_steps, dts, timing, bound) -> Result:
+def _result(
+    model, phases, st, tcs, nerves, limits, n_steps, dts, timing, bound, start_model
+) -> Result:
     s = st.samples
     n = len(s["time"])
     tc_arr = np.asarray(s["tc"], dtype=float).reshape(n, len(tcs))
@@ -751,6 +753,7 @@ def _result(model, phases, st, tcs, nerves, limits, n_steps, dts, timing, bound)
         timing=timing,
         events=events,
         sections=_sections(bound),
+        start_model=start_model,
     )
 
 
