@@ -65,6 +65,37 @@ EXPECTED: dict[str, dict] = {
         "monotone_in_power": True,
         "perfusion_shrinks_zone": True,
     },
+    "06-iceball-growing": {
+        # one 17 G probe at -150 °C, 10 min in unperfused muscle at 1 mm (measured 0.39,
+        # 12.1 ml, 4.8 mm, 0.28): the 0 °C radius grows a little slower than √t around a
+        # thin cylinder; the lethal -20 °C isotherm lies millimetres inside the visible
+        # edge (PMC4850244: -40 °C ~1 cm inside) and holds a fraction of the iceball
+        "growth_exponent_0C": (0.3, 0.5),
+        "iceball_0C_ml": (8.0, 16.0),
+        "lethal_gap_mm": (3.0, 7.0),
+        "lethal_volume_fraction": (0.15, 0.45),
+        # blood flow acts only in unfrozen tissue, at the edge: it trims the 0 °C iceball,
+        # relatively more than the lethal core
+        "perfusion_shrinks_iceball": True,
+        "perfusion_trims_edge_more": True,
+        # passive thaw (5 min): the core warms above -20 °C within a minute (measured
+        # 30 s), its cold first freezing the mushy shell a little further (the 0 °C volume
+        # grows); then the iceball melts slowly (measured 55 % left); the second freeze
+        # reaches a larger lethal zone than the first
+        "edge_grows_first": True,
+        "thaw_keeps_0C_fraction": (0.3, 0.9),
+        "lethal_gone_s": (0.0, 60.0),
+        "refreeze_grows_lethal": True,
+        # vertebra-cryo / -co2 at 1 mm, shortened to 5-5-5 min (measured 16.0 and
+        # 28.4 °C, the cord 9.8 K warmer): no cut-off without the gas in this short
+        # protocol, and CO₂ keeps the epidural space and the cord warmer
+        "epidural_min_C_plain": (10.0, 22.0),
+        "epidural_min_C_co2": (22.0, 37.0),
+        "co2_warms_cord_K": (5.0, 20.0),
+        # the layer lies behind the posterior wall: the tumour freezes alike (both 84 %
+        # below -20 °C in this short protocol)
+        "tumour_cover_difference": (0.0, 0.02),
+    },
 }
 
 
