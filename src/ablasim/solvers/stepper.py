@@ -26,6 +26,7 @@ import numpy as np
 
 from .boundary import Boundary, fill_ghosts, fill_ghosts_copy
 from .fused import accumulate_damage, pennes_damage_step, redo_damage, row_bounds, save_voxels
+from .isotherms import isotherm_stats
 from .pennes import enthalpy_numpy, frozen_conductivity
 from .superstep import rkl2_coefficients, rkl2_stage
 
@@ -443,3 +444,4 @@ def warm_up() -> None:
     stepper.step(1e-3, one, phase_change=False)
     stepper.step(1e-3, one, phase_change=True)  # frozen conductivity
     stepper.super_step(1e-3, 2, one)
+    isotherm_stats(stepper.T, (0.0,))  # the iceball's, sampled in runs that freeze
