@@ -57,7 +57,9 @@ class StepDone:
     last : bool
         The phase's last step.
     sources : sequence of BoundSource
-        The phase's sources that are on.
+        The phase's sources that are on (lasting ones of earlier phases included).
+    switchable : sequence of BoundSource
+        Those a cut-off can switch off: the phase's own, not lasting, running now.
     cut : bool
         Set by :class:`CutOff` when a thermocouple switched the sources off.
     """
@@ -68,6 +70,7 @@ class StepDone:
     tmax: float
     last: bool
     sources: Sequence[BoundSource]
+    switchable: Sequence[BoundSource] = ()
     cut: bool = False
 
 
@@ -122,7 +125,10 @@ class NerveExtremes:
 
 class CutOff:
     """Thermocouples with ``cutoff`` switch the current phase's sources off for the rest
-    of the phase when they reach the hot limit or the cold limit (:class:`Limits`)."""
+    of the phase when they reach the hot limit or the cold limit (:class:`Limits`):
+    those a cut-off can stop (``StepDone.switchable``: not a lasting source such as
+    setting cement or a protective layer, and running: not a cryoprobe that is off). The
+    first trip of a phase is its cut-off time."""
 
     def __init__(self, sensors: SensorSet, thermocouples: Sequence[Thermocouple], limits: Limits):
         self.sensors = sensors
@@ -130,12 +136,13 @@ class CutOff:
         self.armed = np.array([tc.cutoff for tc in thermocouples], dtype=bool)
 
     def after_step(self, st: RunState, done: StepDone) -> None:
-        if not (done.sources and self.armed.any()):
+        if not (done.switchable and self.armed.any()):
             return
         tc = self.sensors.read(st.T)
         trip = self.armed & (self.limits.too_hot(tc) | self.limits.too_cold(tc))
         if trip.any():
-            st.phase_cutoff[done.phase] = st.t
+            if st.phase_cutoff[done.phase] is None:
+                st.phase_cutoff[done.phase] = st.t
             for name in np.asarray(self.sensors.names)[trip]:
                 st.tc_cutoff.setdefault(str(name), st.t)
             done.cut = True

@@ -198,6 +198,11 @@ def simulate(
         )
     if super_step is not None and not (math.isfinite(super_step) and super_step > 0):
         raise ScenarioError(f"simulation.super_step_s must be > 0, got {super_step!r}")
+    if stepping == "super" and dt is not None:
+        raise ScenarioError(
+            'simulation.dt_s is the explicit step; with stepping = "super" give '
+            "super_step_s instead (or leave both out)"
+        )
     dt_use, dt_limit, n_steps, dts, may_freeze = _time_step(
         models, bound, phases, init, changes, dt, dt_safety
     )
@@ -214,7 +219,7 @@ def simulate(
         [limits.hot_C, limits.cold_C, list(limits.isotherms_C)],
         list(shutdown.thresholds()),
         sample_interval,
-        [stepping, super_step],
+        [stepping, super_step, dt_safety],
     ]
     fingerprint = checkpoints.fingerprint(model, phases, dts, extra) if ckpt else ""
     resumed_from = None
@@ -281,7 +286,7 @@ def simulate(
             held = _Held(active, stepper)
             if held.update(st.step * dt_p) < liquidus:
                 st.phase_change = True
-            stepper.clamp()
+            st.phase_held[p] += stepper.clamp()  # a probe's own voxels cooled at once
             heating = _Heating(
                 active, models[p].thermal_fields.Q_met, _interior(stepper.T), st.step * dt_p
             )
@@ -294,7 +299,7 @@ def simulate(
                 if stages[p] > 1:
                     st.phase_change = True
                     tmax, tmin, finite = _super_step(
-                        stepper, dt_p, st.step, dt_safety * dt_limit, Q, P, p_scale
+                        stepper, dt_p, st.step, dt_safety * dt_limit, Q, P, p_scale, held.update
                     )
                 else:
                     tmax, tmin, finite = stepper.step(
@@ -309,7 +314,12 @@ def simulate(
                 st.step += 1
                 st.total_steps += 1
                 st.t = t_phase0 + st.step * dt_p
-                done = StepDone(p, dt_p, power, tmax, st.step == n_steps[p], srcs)
+                switchable = [  # what a cut-off can stop now
+                    b
+                    for b in bound[p]
+                    if st.phase_cutoff[p] is None and not b.lasting and b.running(st.step * dt_p)
+                ]
+                done = StepDone(p, dt_p, power, tmax, st.step == n_steps[p], srcs, switchable)
                 for observer in observers:
                     observer.after_step(st, done)
                 now = time.perf_counter()
@@ -519,11 +529,13 @@ def _time_step(models, bound, phases, init, changes, dt, dt_safety):
 SUPER_STEP_RAMP = 0.25
 
 
-def _super_step(stepper: Stepper, tau, k: int, dt_explicit, Q, P, p_scale):
+def _super_step(stepper: Stepper, tau, k: int, dt_explicit, Q, P, p_scale, hold):
     """Step ``k`` (of ``tau`` [s]) of a phase in super steps: explicit steps while
     ``SUPER_STEP_RAMP * t`` is shorter than the explicit step ``dt_explicit``, then RKL2
     steps of at most ``SUPER_STEP_RAMP * t`` (t since the phase start), the remainder
-    split evenly. The held voxels' heat of the whole step is left in
+    split evenly. ``hold(t)`` sets the held voxels for each of those steps (a probe
+    following a table): at the end of an explicit one, the middle of an RKL2 one (which
+    applies it from its start). The held voxels' heat of the whole step is left in
     ``stepper.held_heat_J``."""
     t, end = k * tau, (k + 1) * tau
     drawn = 0.0
@@ -532,12 +544,17 @@ def _super_step(stepper: Stepper, tau, k: int, dt_explicit, Q, P, p_scale):
         length = min(left, max(SUPER_STEP_RAMP * t, dt_explicit))
         length = left / math.ceil(left / length - 1e-9)  # no sliver at the end
         if length <= dt_explicit * (1 + 1e-12):
+            hold(t + length)  # as every explicit step: the value at its end
             tmax, tmin, finite = stepper.step(length, Q, P, p_scale, phase_change=True)
         else:
+            hold(t + 0.5 * length)  # the stages span the step: its middle, second order
             stages = rkl2_stages(length, dt_explicit)
             tmax, tmin, finite = stepper.super_step(length, stages, Q, P, p_scale)
         drawn += stepper.held_heat_J
         t += length
+    if length > dt_explicit * (1 + 1e-12):  # an RKL2 step held its middle's values
+        hold(end)
+        drawn += stepper.clamp()
     stepper.held_heat_J = drawn
     return tmax, tmin, finite
 
@@ -780,7 +797,8 @@ def _events(phases, bound, st, tcs, tc_arr, limits) -> list[dict]:
             for e in b.events():
                 out.append(e | {"time_s": t0 + float(e["time_s"]), "phase": phase.name})
         if p < len(st.phase_cutoff) and st.phase_cutoff[p] is not None:
-            out.append(_cutoff_event(p, phase, t0, st, tcs, tc_arr, limits))
+            stopped = [b.name for b in bound[p] if not b.lasting]
+            out.append(_cutoff_event(p, phase, t0, st, tcs, tc_arr, limits, stopped))
         t0 += phase.duration
     return sorted(out, key=lambda e: e["time_s"])
 
@@ -789,12 +807,13 @@ def _joules(e: float) -> str:
     return f"{e:.3g} J" if abs(e) < 1e3 else f"{e / 1e3:.3g} kJ"
 
 
-def _cutoff_event(p, phase, t0, st, tcs, tc_arr, limits) -> dict:
+def _cutoff_event(p, phase, t0, st, tcs, tc_arr, limits, names) -> dict:
     """A cut-off of phase ``p``: when, by which thermocouple at what reading, which
     sources went off, and the share of the planned time and energy delivered. The
     planned energy is the phase's constant power times its duration when its power was
     constant until the cut-off, else its sources' set powers (``power_W`` or
-    ``control.power_W``) times its duration, or None when a source has no set power."""
+    ``control.power_W``) times its duration, or None when a source has no set power.
+    ``names``: the sources the cut-off stopped (not the lasting ones)."""
     cut = float(st.phase_cutoff[p])
     s = st.samples
     times = np.asarray(s["time"], dtype=float)
@@ -806,7 +825,6 @@ def _cutoff_event(p, phase, t0, st, tcs, tc_arr, limits) -> dict:
         if tc.cutoff
         and (st.tc_cutoff.get(tc.name) == cut or limits.too_hot(row[k]) or limits.too_cold(row[k]))
     ]
-    names = [src.name for src in phase.sources]
     delivered = cut - t0
     energy = float(st.phase_energy[p])
     in_phase = np.asarray(s["phase"]) == p
@@ -814,7 +832,7 @@ def _cutoff_event(p, phase, t0, st, tcs, tc_arr, limits) -> dict:
     if power.size and power[0] > 0 and np.all(power == power[0]):
         planned = float(power[0]) * phase.duration
     else:
-        described = [src.describe() for src in phase.sources]
+        described = [src.describe() for src in phase.sources if src.name in names]
         sets = [d.get("power_W", d.get("control.power_W")) for d in described]
         planned = sum(sets) * phase.duration if sets and None not in sets else None
     who = (

@@ -250,11 +250,20 @@ class Stepper:
         self._uidx = np.ravel_multi_index((self._vi, self._vj, self._vm), self.t_max.shape)
         self._saved = np.empty((5, self._vi.size))
 
-    def clamp(self) -> None:
-        """Set the held voxels of :attr:`T` to their temperatures now."""
-        if self._pidx.size:
-            self.T.reshape(-1)[self._pidx] = self._pval
-            self.refresh_ghosts()
+    def clamp(self) -> float:
+        """Set the held voxels of :attr:`T` to their temperatures now; the heat that
+        took out of the grid [J] (negative when they warm)."""
+        if not self._pidx.size:
+            return 0.0
+        before = self.T.reshape(-1)[self._upidx]
+        self.T.reshape(-1)[self._pidx] = self._pval
+        heat = self._held_heat(before, self.T)
+        # the rows' minima stay bounds from below where they are known
+        with np.errstate(invalid="ignore"):  # an unknown (NaN) minimum stays unknown
+            np.minimum.at(self._rowmin.reshape(-1), self._hrow, self._pval)
+        if not self._fixed_ghosts:
+            self._ghosts(self.T)
+        return heat
 
     # -- the step -------------------------------------------------------------------
     def step(
@@ -279,8 +288,8 @@ class Stepper:
         self._last = (float(dt), Q, q_scale, P, p_scale, bool(phase_change))
         self.held_heat_J = 0.0
         c0 = time.perf_counter()
+        self._rowmin.fill(np.nan)  # the rows' minima are not known after an explicit step
         if phase_change:
-            self._rowmin.fill(np.nan)  # not known after a change, an explicit step
             self._follow_freezing(self.T)
         held = self._vi.size > 0
         if held:
@@ -338,6 +347,9 @@ class Stepper:
             self._spares = [self._out, self.T.copy(), self.T.copy()]
         mu, nu, mut, gt = rkl2_coefficients(stages)
         held = self._upidx.size > 0
+        # the held values apply from the step's start (a wall that follows a table moved
+        # since the last step): every stage then sees the same wall
+        set_now = self.clamp()
         y0 = y1 = y2 = self.T
         free = [b for b in (*self._spares, self._out) if b is not y0]
         free = list({id(b): b for b in free}.values())
@@ -361,7 +373,7 @@ class Stepper:
             if not self._fixed_ghosts:
                 self._ghosts(out)
             y2, y1 = y1, out
-        self.held_heat_J = drawn[1]
+        self.held_heat_J = set_now + drawn[1]
         self._spares = [b for b in (*free, y0) if b is not y1]
         self._out = self._spares[0]
         self.T = y1

@@ -46,13 +46,15 @@ __all__ = ["rkl2_coefficients", "rkl2_stage", "rkl2_stages"]
 
 
 def rkl2_stages(tau: float, dt_explicit: float) -> int:
-    """The fewest stages (>= 2) for which an RKL2 step of ``tau`` [s] is stable, given
-    the explicit stability limit ``dt_explicit`` [s]."""
+    """The fewest stages for which an RKL2 step of ``tau`` [s] is stable, given the
+    explicit stability limit ``dt_explicit`` [s], made odd (3 at least): with an even
+    number of stages the stability polynomial is exactly 1 at the stiff end (those modes
+    are not damped at all), with an odd number at most 0.17 there."""
     ratio = tau / dt_explicit
-    s = max(2, math.ceil((math.sqrt(9.0 + 16.0 * ratio) - 1.0) / 2.0))
+    s = max(3, math.ceil((math.sqrt(9.0 + 16.0 * ratio) - 1.0) / 2.0))
     while (s * s + s - 2) / 4.0 < ratio:  # guard the rounding of the square root
         s += 1
-    return s
+    return s + 1 - s % 2
 
 
 def rkl2_coefficients(s: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

@@ -233,6 +233,11 @@ class BoundSource:
         """
         return None
 
+    def running(self, t: float) -> bool:
+        """Whether it does something at ``t`` that a thermocouple cut-off could stop (a
+        cryoprobe that is "off" does not). Default: yes."""
+        return True
+
     def state(self) -> dict[str, Any]:
         """Its own state for a checkpoint: JSON-able values or numpy arrays."""
         return {}

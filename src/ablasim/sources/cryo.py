@@ -255,6 +255,9 @@ class BoundCryoProbe(BoundSource):
         self._last = (wall, h)
         return h
 
+    def running(self, t: float) -> bool:
+        return self.src.probe_C is not None  # "off": nothing for a cut-off to stop
+
     def telemetry(self) -> dict[str, float]:
         return {} if self.src.probe_C is None else {"wall_C": float(self._wall_now())}
 
