@@ -1,7 +1,8 @@
 """ablasim: heat in the body during percutaneous treatment of bone metastases.
 
-The Pennes bioheat equation on a 3D voxel grid of labelled tissues, with RF, microwave
-and volumetric heat sources (cryoablation and bone cement are planned), and a
+The Pennes bioheat equation (in enthalpy form: freezing and boiling) on a 3D voxel grid
+of labelled tissues, with RF, microwave, cryoablation, bone-cement and volumetric heat
+sources and protective CO₂ or saline layers, alone or combined in one plan, and a
 nerve-safety report.
 
 Quick start (a uniformly heated sphere in perfused muscle)::
@@ -28,6 +29,7 @@ from .simulation import simulate
 from .solvers import Boundary, FaceCondition
 from .sources import (
     CementSource,
+    CryoSource,
     MicrowaveSource,
     ProtectionSource,
     RFSource,
@@ -42,6 +44,7 @@ __all__ = [
     "AblasimError",
     "Boundary",
     "CementSource",
+    "CryoSource",
     "FaceCondition",
     "Grid",
     "Limits",
