@@ -179,8 +179,11 @@ class Sampler:
         nmax, nmin = self.nerves.extremes(st.T)
         s["nerve_max"].append(nmax)
         s["nerve_min"].append(nmin)
-        counts, extents = isotherm_stats(st.T, self.isotherms)
-        s["iceball"].append([*counts.tolist(), *extents.ravel().tolist()])
+        if self.isotherms:  # a run that may freeze: the iceball
+            counts, extents = isotherm_stats(st.T, self.isotherms)
+            s["iceball"].append([*counts.tolist(), *extents.ravel().tolist()])
+        else:
+            s["iceball"].append([])
 
     def after_step(self, st: RunState, done: StepDone) -> None:
         slack = 1e-9 * self.interval

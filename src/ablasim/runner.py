@@ -135,22 +135,14 @@ def run_scenario(
     result = simulate(
         built.model,
         built.phases,
-        initial_temperature=sc.initial_temperature_C,
-        dt=sc.dt_s,
-        dt_safety=sc.dt_safety,
-        stepping=sc.stepping,
-        super_step=sc.super_step_s,
         thermocouples=built.thermocouples,
-        limits=sc.limits,
-        perfusion_shutdown=sc.shutdown,
-        sample_interval=sc.sample_interval_s,
+        bound_sources=built.bound,
         progress=progress,
         checkpoint=ckpt,
         checkpoint_interval=sc.checkpoint_interval_s,
         resume=resume,
-        threads=sc.threads,
-        bound_sources=built.bound,
         snapshots=(snaps := _snapshots(sc, built)),
+        **sc.simulate_options(),
     )
     t_sim = time.perf_counter()
     analysis = analyse(result, sc.ablation, target=sc.tumour_target)

@@ -41,6 +41,7 @@ __all__ = [
     "ex_vivo_library",
     "load_scenario",
     "parse_scenario",
+    "read_scenario_text",
 ]
 
 # -- the typed scenario -----------------------------------------------------------------
@@ -140,6 +141,21 @@ class Scenario:
     #: ``[simulation] stepping`` and ``super_step_s`` (:func:`ablasim.simulate`).
     stepping: str = "auto"
     super_step_s: float | None = None
+
+    def simulate_options(self) -> dict:
+        """The keyword arguments of :func:`ablasim.simulate` that the scenario's
+        ``[simulation]``, ``[safety]`` and ``[damage]`` tables set."""
+        return {
+            "initial_temperature": self.initial_temperature_C,
+            "dt": self.dt_s,
+            "dt_safety": self.dt_safety,
+            "stepping": self.stepping,
+            "super_step": self.super_step_s,
+            "limits": self.limits,
+            "perfusion_shutdown": self.shutdown,
+            "sample_interval": self.sample_interval_s,
+            "threads": self.threads,
+        }
 
     @property
     def grid(self) -> Grid | None:
@@ -242,8 +258,14 @@ def load_scenario(path: str | Path) -> Scenario:
         every validation problem found.
     """
     path = Path(path)
+    return parse_scenario(read_scenario_text(path), base_dir=path.parent, origin=str(path))
+
+
+def read_scenario_text(path: str | Path) -> str:
+    """A scenario file's text; a :class:`ScenarioError` naming the file when it is
+    missing or unreadable."""
     try:
-        text = path.read_text(encoding="utf-8")
+        return Path(path).read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ScenarioError(
             f"scenario file {str(path)!r} not found; check the path "
@@ -251,7 +273,6 @@ def load_scenario(path: str | Path) -> Scenario:
         ) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ScenarioError(f"cannot read scenario file {str(path)!r}: {exc}") from None
-    return parse_scenario(text, base_dir=path.parent, origin=str(path))
 
 
 def parse_scenario(

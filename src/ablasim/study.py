@@ -20,7 +20,7 @@ from typing import Any
 from .errors import ScenarioError
 from .keypath import get_key, with_keys
 from .safety import analyse
-from .scenario import Scenario, parse_scenario
+from .scenario import Scenario, parse_scenario, read_scenario_text
 from .simulation import simulate
 
 __all__ = ["CaseResult", "ScenarioData", "read_scenario_data", "run_case"]
@@ -53,15 +53,7 @@ def read_scenario_data(path: str | Path) -> ScenarioData:
         A missing or unreadable file, a TOML syntax error, or every validation problem.
     """
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ScenarioError(
-            f"scenario file {str(path)!r} not found; check the path "
-            "(`ablasim examples` lists the shipped ones)"
-        ) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ScenarioError(f"cannot read scenario file {str(path)!r}: {exc}") from None
+    text = read_scenario_text(path)
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -105,18 +97,10 @@ def run_case(sd: ScenarioData, values: Mapping[str, Any]) -> CaseResult:
     result = simulate(
         built.model,
         built.phases,
-        initial_temperature=sc.initial_temperature_C,
-        dt=sc.dt_s,
-        dt_safety=sc.dt_safety,
-        stepping=sc.stepping,
-        super_step=sc.super_step_s,
         thermocouples=built.thermocouples,
-        limits=sc.limits,
-        perfusion_shutdown=sc.shutdown,
-        sample_interval=sc.sample_interval_s,
-        progress=False,
-        threads=sc.threads,
         bound_sources=built.bound,
+        progress=False,
+        **sc.simulate_options(),
     )
     analysis = analyse(result, sc.ablation, target=sc.tumour_target)
     nerves = {
